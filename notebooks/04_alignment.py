@@ -1,0 +1,82 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (xnli-study)
+#     language: python
+#     name: xnli-study
+# ---
+
+# %% [markdown]
+# # 4. Cross-lingual alignment, layer by layer
+#
+# **Needs:** stages 1 to 3. If they have not run, the next code cell says so; run
+# `xnli-study run --params params/smoke.yaml --stages data intermediate transfer` first (or `make study`).
+#
+# For the pretrained encoder P, every intermediate encoder I_t and every final encoder F_t, on
+# XNLI's deduplicated parallel sentences (distinct premises plus hypotheses, the same ids in every
+# language). Sentence vector: the mean of a layer's hidden states over the sentence's real tokens,
+# **special tokens and padding excluded**; each sentence encoded alone; **layer 0 is the embedding
+# output**. Metrics of English against each other language: retrieval accuracy@1 (en→X, X→en and
+# their mean; raw and centered), linear CKA, translation cosine margin; and a language-identity
+# probe over all languages (lower = more language-neutral).
+
+# %% tags=["parameters"]
+params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/
+run_dir: str = ""  # the run folder; empty means output_dir/run_name from the params
+
+# %%
+from IPython.display import Markdown, display
+
+from xnli_study import plots, report, study
+from xnli_study.pipeline import StageRun, setup_notebook_logging
+
+setup_notebook_logging()
+run = StageRun("alignment", params_path=params_path, run_dir=run_dir)
+
+# %%
+result = study.measure_alignment(run)
+table, changes, layer = result["alignment"], result["changes"], result["headline_layer"]
+display(Markdown(
+    f"Probe set: {result['probe']['sid'].nunique()} distinct sentences per language. "
+    f"Headline layer: **{layer}**, fixed in the params before the run "
+    f"(`alignment.headline_layer: {run.config.alignment.headline_layer}`); the best layer is shown apart."
+))
+
+# %% [markdown]
+# ## Headline numbers (mean over the non-English languages and seeds)
+
+# %%
+report.headline_table(table, layer=layer).round(3)
+
+# %% [markdown]
+# ## Curves over layers
+
+# %%
+fig = plots.alignment_curves(table, headline_layer=layer)
+_ = run.show_figure("alignment_curves", fig)
+
+# %% [markdown]
+# ## Layer x language heatmaps, raw and centered retrieval side by side
+
+# %%
+for stage in dict.fromkeys(table["stage"]):
+    fig = plots.alignment_heatmaps(table, stage=stage, headline_layer=layer)
+    _ = run.show_figure(f"alignment_heatmap_{stage}", fig)
+
+# %% [markdown]
+# ## Changes between stages
+# Intermediate minus pretrained (what the intermediate task did to P), and each final encoder
+# minus the baseline's final encoder (matched by seed).
+
+# %%
+for comparison in dict.fromkeys(changes["comparison"]):
+    fig = plots.alignment_change_heatmaps(changes, comparison=comparison)
+    _ = run.show_figure(f"alignment_change_{comparison.split()[0]}", fig)
+
+# %%
+record = run.finish(headline_layer=layer)

@@ -1,0 +1,59 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python (xnli-study)
+#     language: python
+#     name: xnli-study
+# ---
+
+# %% [markdown]
+# # xnli-study: results
+#
+# **Needs:** stages 1 to 4. If they have not run, the next code cell says so; run
+# `xnli-study run --params params/smoke.yaml` first (or `make study`). The batch run renders this
+# notebook and the four stage notebooks into one `report.html`; to render it again from a run
+# folder: `xnli-study report --run outputs/smoke`.
+#
+# Does intermediate-task training change a multilingual encoder's cross-lingual alignment, and
+# does that show in zero-shot transfer on XNLI? This section summarises the run; the sections
+# after it hold the details of each stage.
+
+# %% tags=["parameters"]
+params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/
+run_dir: str = ""  # the run folder; empty means output_dir/run_name from the params
+
+# %%
+from IPython.display import Markdown, display
+
+from xnli_study import report
+from xnli_study.pipeline import StageRun, setup_notebook_logging
+
+setup_notebook_logging()
+run = StageRun("report", params_path=params_path, run_dir=run_dir)
+summary = report.build_summary(run)
+
+# %% [markdown]
+# ## Summary
+
+# %%
+limits = f"**Limits of this profile.** {run.config.limits}" if run.config.limits else ""
+display(Markdown(report.narrative(summary, limits=limits)))
+
+# %% [markdown]
+# ## Published numbers for this encoder (XNLI test, zero-shot, accuracy %)
+
+# %%
+refs = report.references_for(summary["encoder"])
+if len(refs):
+    display(refs)
+else:
+    display(Markdown(f"No published XNLI numbers for `{summary['encoder']}`; STUDY.md lists those for "
+                     "mBERT, XLM-R base and XLM-R large."))
+
+# %%
+record = run.finish()

@@ -1,0 +1,59 @@
+"""Shared fixtures: the project root, the smoke params, a tiny model built in-process."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (tests read it from ../shared/data)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    from xnli_study.sample import write_sample
+
+    return write_sample(tmp_path_factory.mktemp("sample") / "sample", test_items=60, dev_items=30,
+                        mnli_examples=300, sst2_examples=200)
+
+
+@pytest.fixture(scope="session")
+def tiny(sample_dir):
+    """(tokenizer, encoder) built in-process: a WordPiece tokenizer on the sample, a 2-layer BERT."""
+    from xnli_study.config import TinyEncoderConfig
+    from xnli_study.data import read_xnli_official
+    from xnli_study.languages import XNLI_LANGUAGES
+    from xnli_study.models import build_tiny_encoder, build_tiny_tokenizer
+
+    frame = read_xnli_official(sample_dir / "xnli", split="dev", languages=XNLI_LANGUAGES)
+    tokenizer = build_tiny_tokenizer(list(frame["premise"]) + list(frame["hypothesis"]), vocab_size=800)
+    settings = TinyEncoderConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    model = build_tiny_encoder(settings, vocab_size=len(tokenizer), seed=0).eval()
+    return tokenizer, model
+
+
+@pytest.fixture
+def smoke_yaml(root) -> Path:
+    return root / "params" / "smoke.yaml"
+
+
+def write_params(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,172 @@
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from xnli_study import alignment as al
+
+
+def rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def orthogonal(d, seed=0):
+    q, _ = np.linalg.qr(rng(seed).normal(size=(d, d)))
+    return q
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rotated_copy_is_perfectly_aligned(dtype):
+    x = rng().normal(size=(300, 32)).astype(dtype)
+    y = (x @ orthogonal(32)).astype(dtype)
+    # CKA sees through a rotation; cosine retrieval compares coordinates, so it needs the same
+    # space: a noisy, rescaled copy is retrieved perfectly, the rotated copy is not
+    assert al.linear_cka(x, y) == pytest.approx(1.0, abs=1e-5)
+    assert al.linear_cka(x, y, debiased=True) == pytest.approx(1.0, abs=1e-4)
+    near = (3.0 * x + rng(1).normal(scale=0.05, size=x.shape)).astype(dtype)
+    assert al.retrieval_accuracy(x, near) == 1.0
+    assert al.retrieval_accuracy(near, x, center=True) == 1.0
+    assert al.retrieval_accuracy(x, y) < 0.1
+
+
+def test_independent_targets_are_not_aligned():
+    n = 400
+    x, y = rng(1).normal(size=(n, 64)), rng(2).normal(size=(n, 64))
+    assert al.retrieval_accuracy(x, y) < 5 / n + 0.01
+    assert al.linear_cka(x, y, debiased=True) == pytest.approx(0.0, abs=0.02)
+    assert al.translation_cosine_margin(x, y) == pytest.approx(0.0, abs=0.02)
+
+
+def test_language_offset_hurts_raw_retrieval_and_centering_restores_it():
+    base = rng(3).normal(size=(200, 16))
+    x = base + 25.0 * rng(5).normal(size=16)  # each language has its own large offset
+    y = base + rng(4).normal(scale=0.3, size=base.shape) + 25.0 * rng(6).normal(size=16)
+    assert al.retrieval_accuracy(x, y) < 0.2 and al.retrieval_accuracy(y, x) < 0.2
+    assert al.retrieval_accuracy(x, y, center=True) > 0.95
+    assert al.retrieval_accuracy(y, x, center=True) > 0.95
+
+
+def test_cka_invariances():
+    x = rng(6).normal(size=(150, 10))
+    assert al.linear_cka(x, 7.5 * x @ orthogonal(10, 1)) == pytest.approx(1.0, abs=1e-9)
+    skew = rng(7).normal(size=(10, 10)) * np.linspace(0.05, 5, 10)
+    assert al.linear_cka(x, x @ skew) < 0.95
+
+
+def test_debiased_cka_matches_the_gram_matrix_formula():
+    x, y = rng(8).normal(size=(40, 5)), rng(9).normal(size=(40, 7)) + rng(8).normal(size=(40, 1))
+
+    def hsic_u(k, l):
+        n = len(k)
+        k, l = k.copy(), l.copy()
+        np.fill_diagonal(k, 0)
+        np.fill_diagonal(l, 0)
+        one = np.ones(n)
+        return (np.trace(k @ l) + one @ k @ one * (one @ l @ one) / ((n - 1) * (n - 2))
+                - 2 / (n - 2) * one @ k @ l @ one) / (n * (n - 3))
+
+    k, l = x @ x.T, y @ y.T
+    expected = hsic_u(k, l) / np.sqrt(hsic_u(k, k) * hsic_u(l, l))
+    assert al.linear_cka(x, y, debiased=True) == pytest.approx(expected, rel=1e-9)
+    h = np.eye(40) - 1 / 40
+    kc, lc = h @ k @ h, h @ l @ h
+    biased = np.sum(kc * lc) / np.sqrt(np.sum(kc * kc) * np.sum(lc * lc))
+    assert al.linear_cka(x, y) == pytest.approx(biased, rel=1e-9)
+
+
+def test_cosine_margin_by_hand():
+    s = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    t = np.array([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]])
+    cos = (s / np.linalg.norm(s, axis=1, keepdims=True)) @ (t / np.linalg.norm(t, axis=1, keepdims=True)).T
+    expected = np.trace(cos) / 3 - (cos.sum() - np.trace(cos)) / 6
+    assert al.translation_cosine_margin(s, t) == pytest.approx(expected)
+
+
+def test_language_probe_high_with_offsets_and_chance_without():
+    n, d, k = 120, 16, 4
+    base = rng(10).normal(size=(n, d))
+    offsets = {f"l{i}": base + rng(11 + i).normal(size=d) * 3 + rng(20 + i).normal(scale=0.1, size=(n, d)) for i in range(k)}
+    assert al.language_id_probe(offsets) > 0.95
+    neutral = {f"l{i}": base + rng(30 + i).normal(scale=0.5, size=(n, d)) for i in range(k)}
+    assert al.language_id_probe(neutral) == pytest.approx(1 / k, abs=0.1)
+
+
+def test_pooling_ignores_padding_and_special_tokens(tiny):
+    tokenizer, model = tiny
+    sentence = "Anna bought a red apple."
+    short = al.sentence_embeddings(model, tokenizer, [sentence], batch_size=1)
+    padded = al.sentence_embeddings(model, tokenizer, [sentence, sentence + " " + "x " * 30], batch_size=2)
+    np.testing.assert_allclose(short[:, 0], padded[:, 0], atol=1e-5)
+    # layer 0 equals the embedding output averaged over the real tokens by hand
+    enc = tokenizer(sentence, return_tensors="pt")
+    with torch.no_grad():
+        emb = model.embeddings(input_ids=enc["input_ids"], token_type_ids=torch.zeros_like(enc["input_ids"]))
+    by_hand = emb[0, 1:-1].mean(0).numpy()  # drop [CLS] and [SEP]
+    np.testing.assert_allclose(short[0, 0], by_hand, atol=1e-5)
+    assert short.shape == (model.config.num_hidden_layers + 1, 1, model.config.hidden_size)
+
+
+def test_embeddings_come_back_in_input_order(tiny):
+    tokenizer, model = tiny
+    sentences = ["a", "Anna bought a very old red apple in the park.", "Omar sold a car."]
+    together = al.sentence_embeddings(model, tokenizer, sentences, batch_size=2)
+    alone = np.concatenate([al.sentence_embeddings(model, tokenizer, [s]) for s in sentences], axis=1)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_probe_set_deduplicates_and_shares_ids(sample_dir):
+    from xnli_study.data import read_xnli_official
+
+    xnli = read_xnli_official(sample_dir / "xnli", split="test", languages=["en", "fr", "zh"])
+    probe = al.probe_set(xnli)
+    per_lang = probe.groupby("lang")["sid"].apply(list)
+    assert per_lang["en"] == per_lang["fr"] == per_lang["zh"]
+    en = probe[probe["lang"] == "en"]
+    assert en["text"].is_unique
+    assert (en["kind"] == "premise").sum() == xnli[xnli["lang"] == "en"]["premise_id"].nunique()
+    capped = al.probe_set(xnli, max_sentences=25, seed=1)
+    assert capped.groupby("lang").size().eq(25).all()
+    assert capped.equals(al.probe_set(xnli, max_sentences=25, seed=1))
+
+
+def test_cache_is_keyed_by_weights(tmp_path, tiny, sample_dir):
+    from xnli_study.data import read_xnli_official
+
+    import copy
+
+    tokenizer, shared = tiny
+    model = copy.deepcopy(shared)
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    xnli = read_xnli_official(sample_dir / "xnli", split="dev", languages=["en", "de"])
+    probe = al.probe_set(xnli, max_sentences=20)
+    first = al.cached_embeddings(str(tmp_path / "m"), probe, cache_dir=tmp_path / "c")
+    assert first["en"].shape == (3, 20, 32)
+    assert len(list((tmp_path / "c").iterdir())) == 1
+    again = al.cached_embeddings(str(tmp_path / "m"), probe, cache_dir=tmp_path / "c")
+    np.testing.assert_array_equal(first["de"], again["de"])
+    with torch.no_grad():
+        model.encoder.layer[-1].output.dense.bias[:5] += 2.0  # not uniform: LayerNorm undoes that
+    model.save_pretrained(tmp_path / "m")  # same path, new weights
+    changed = al.cached_embeddings(str(tmp_path / "m"), probe, cache_dir=tmp_path / "c")
+    assert len(list((tmp_path / "c").iterdir())) == 2
+    assert not np.allclose(changed["en"][-1], first["en"][-1], atol=1e-2)
+
+
+def test_alignment_metrics_table_covers_every_layer_and_language():
+    emb = {lang: rng(i).normal(size=(3, 30, 8)) for i, lang in enumerate(["en", "fr", "de"])}
+    emb["fr"] = 2.0 * emb["en"]
+    table = al.alignment_metrics(emb)
+    assert set(table["lang"]) == {"fr", "de"} and set(table["layer"]) == {0, 1, 2}
+    assert set(table["metric"]) == set(al.PAIRWISE_METRICS)
+    fr = table[(table["lang"] == "fr")].set_index(["layer", "metric"])["value"]
+    assert fr.xs("retrieval", level="metric").eq(1.0).all()
+    assert fr.xs("cka", level="metric").round(9).eq(1.0).all()
+
+
+def test_headline_layer():
+    assert al.headline_layer("auto", 12) == 8
+    assert al.headline_layer("auto", 24) == 16
+    assert al.headline_layer(2, 4) == 2
+    with pytest.raises(ValueError):
+        al.headline_layer(9, 4)

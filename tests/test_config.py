@@ -1,0 +1,103 @@
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from xnli_study.config import load_params, parse_params
+from xnli_study.errors import ParamsError
+from xnli_study.languages import XNLI_LANGUAGES
+
+
+def smoke_dict(path):
+    return yaml.safe_load(path.read_text())
+
+
+def test_smoke_profile_is_valid(smoke_yaml):
+    config = load_params(smoke_yaml)
+    assert config.profile == "smoke"
+    assert config.languages == list(XNLI_LANGUAGES)
+    assert config.conditions[0] == "none" and len(config.seeds) == 2
+    assert config.run_dir == (smoke_yaml.parent / "../outputs/smoke").resolve()
+
+
+def test_relative_paths_resolve_against_the_params_file(tmp_path, smoke_yaml):
+    data = smoke_dict(smoke_yaml)
+    data["xnli"] = {"source": "official", "path": "data/xnli"}
+    (tmp_path / "sub").mkdir()
+    path = tmp_path / "sub" / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    config = load_params(path)
+    assert config.path(config.xnli.path) == (tmp_path / "sub" / "data" / "xnli").resolve()
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda d: d.update(sedes=[0]), "unknown key 'sedes'"),
+    (lambda d: d["xnli"].update(sorce="hub"), "unknown key 'xnli.sorce'"),
+    (lambda d: d["training"]["mnli"].update(lr=1), "unknown key 'training.mnli.lr'"),
+    (lambda d: d.update(languages=["en", "xx"]), "unknown language code 'xx'"),
+    (lambda d: d.update(conditions=["none", "sst3"]), "unknown task 'sst3'"),
+    (lambda d: d.update(conditions=["sst2"]), "must include 'none'"),
+    (lambda d: d.update(languages=["fr", "de"]), "must include 'en'"),
+    (lambda d: d.update(seeds="zero"), "'seeds'"),
+    (lambda d: d["training"]["mnli"].update(epochs="many"), "'training.mnli.epochs'"),
+    (lambda d: d["xnli"].update(source="ftp"), "'xnli.source'"),
+])
+def test_bad_params_name_the_culprit(smoke_yaml, mutate, expected):
+    data = smoke_dict(smoke_yaml)
+    mutate(data)
+    with pytest.raises(ParamsError) as err:
+        parse_params(data, source="bad.yaml")
+    message = str(err.value)
+    assert expected in message
+    assert message.startswith("bad.yaml: ")
+    assert "\n" not in message
+
+
+def test_unknown_key_lists_what_is_allowed(smoke_yaml):
+    data = smoke_dict(smoke_yaml)
+    data["alignment"]["layer"] = 3
+    with pytest.raises(ParamsError, match="allowed here: probe_split, max_sentences, layers"):
+        parse_params(data)
+
+
+def test_fingerprint_ignores_location_but_not_settings(smoke_yaml):
+    data = smoke_dict(smoke_yaml)
+    a = parse_params(data)
+    b = parse_params({**data, "run_name": "elsewhere", "output_dir": "/tmp/x"})
+    c = parse_params({**data, "seeds": [0, 1, 2]})
+    assert a.fingerprint() == b.fingerprint() != c.fingerprint()
+
+
+def test_resolved_params_reload_identically(tmp_path, smoke_yaml):
+    config = load_params(smoke_yaml)
+    resolved = tmp_path / "params.yaml"
+    resolved.write_text(config.to_yaml())
+    again = load_params(resolved)
+    assert again.fingerprint() == config.fingerprint()
+    assert again.run_dir == config.run_dir
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("profile: x\nrun_name: x\nlanguages: [en, klingon]\n", "unknown language code 'klingon'"),
+    ("profile: x\nrun_name: x\nconditions: [none, squadd]\n", "unknown task 'squadd'"),
+    ("profile: x\nrun_name: x\nbogus: 1\n", "unknown key 'bogus'"),
+    ("profile: x\nrun_name: [x\n", "not valid YAML"),
+])
+def test_cli_exits_2_with_one_line(tmp_path, body, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    proc = subprocess.run([sys.executable, "-m", "xnli_study.cli", "run", "--params", str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0] and str(path) in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_cli_missing_params_file(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "xnli_study.cli", "check", "--params",
+                           str(tmp_path / "nope.yaml")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "not found" in proc.stderr and "Traceback" not in proc.stderr

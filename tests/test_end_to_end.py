@@ -1,0 +1,140 @@
+"""The whole smoke study through papermill, as `make study` runs it, into a temporary project tree."""
+
+import base64
+import json
+import re
+import shutil
+import time
+
+import pandas as pd
+import papermill as pm
+import pytest
+
+from xnli_study import pipeline
+from xnli_study.languages import XNLI_LANGUAGES
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, root):
+    """A copy of notebooks/ and params/ in a temporary folder: the run lands in its outputs/."""
+    tree = tmp_path_factory.mktemp("project")
+    shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
+    shutil.copytree(root / "params", tree / "params")
+    return tree
+
+
+@pytest.fixture(scope="module")
+def smoke_run(project):
+    started = time.perf_counter()
+    run_dir = pipeline.run_study(project / "params" / "smoke.yaml", notebooks_dir=project / "notebooks",
+                                 progress=False)
+    return run_dir, time.perf_counter() - started
+
+
+def test_run_folder_is_complete(smoke_run):
+    run_dir, _ = smoke_run
+    assert run_dir.name == "smoke" and run_dir.parent.name == "outputs"
+    for rel in ("params.yaml", "manifest.json", "summary.json", "report.html",
+                "tables/accuracy.csv", "tables/predictions.parquet", "tables/alignment.csv"):
+        assert (run_dir / rel).is_file(), rel
+    for stage in pipeline.STAGES:
+        assert (run_dir / "notebooks" / stage.notebook).is_file()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert {s: v["status"] for s, v in manifest["stages"].items()} == {s.name: "done" for s in pipeline.STAGES}
+    assert manifest["seeds"] == [0, 1] and manifest["packages"]["torch"].startswith("2.")
+
+
+def test_summary_has_every_language_and_english_is_learned(smoke_run):
+    run_dir, _ = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["profile"] == "smoke"
+    assert set(summary["xnli_accuracy"]) == {"none", "sst2"}
+    for condition, by_lang in summary["xnli_accuracy"].items():
+        assert set(by_lang) == set(XNLI_LANGUAGES)
+        assert all(0.0 <= a <= 1.0 for a in by_lang.values())
+        assert by_lang["en"] >= 0.60, condition  # training really happens
+
+
+def test_tables_cover_every_language_layer_and_seed(smoke_run):
+    run_dir, _ = smoke_run
+    acc = pd.read_csv(run_dir / "tables" / "accuracy.csv")
+    assert set(acc["lang"]) == set(XNLI_LANGUAGES) and set(acc["seed"]) == {0, 1}
+    preds = pd.read_parquet(run_dir / "tables" / "predictions.parquet")
+    assert len(preds) == 2 * 2 * 15 * 120  # conditions x seeds x languages x items
+    recomputed = preds.groupby(["condition", "seed", "lang"])["correct"].mean()
+    assert recomputed.round(10).equals(acc.set_index(["condition", "seed", "lang"])["accuracy"].round(10))
+    align = pd.read_csv(run_dir / "tables" / "alignment.csv")
+    pairwise = align[align["metric"] == "retrieval_centered"]
+    for stage in ("pretrained", "intermediate", "final"):
+        part = pairwise[pairwise["stage"] == stage]
+        assert set(part["layer"]) == set(range(5)), stage  # embedding output + 4 layers
+        assert set(part["lang"]) == set(XNLI_LANGUAGES) - {"en"}, stage
+    metrics = set(align["metric"])
+    assert {"retrieval_en_to_x", "retrieval_x_to_en", "retrieval", "retrieval_centered", "cka",
+            "cosine_margin", "language_id"} <= metrics
+
+
+def test_report_is_self_contained_with_embedded_figures(smoke_run):
+    run_dir, _ = smoke_run
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    images = re.findall(r'<img[^>]+src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) >= 8
+    assert all(base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n" for img in images)
+    assert not re.search(r'(src|href)="https?://', html)
+    for heading in ("xnli-study: results", "1. Data inspection", "2. Intermediate training",
+                    "3. English MultiNLI fine-tuning", "4. Cross-lingual alignment"):
+        assert heading in html, heading
+    assert "params_path" not in html  # parameter cells are hidden
+    assert "import " not in html  # code is hidden
+    assert "not findings" in html  # the profile's limits are stated
+
+
+def test_second_run_skips_complete_stages(smoke_run, project):
+    run_dir, first = smoke_run
+    before = (run_dir / "report.html").stat().st_mtime_ns
+    started = time.perf_counter()
+    pipeline.run_study(project / "params" / "smoke.yaml", notebooks_dir=project / "notebooks", progress=False)
+    assert time.perf_counter() - started < 15 < first
+    assert (run_dir / "report.html").stat().st_mtime_ns == before
+
+
+def test_every_notebook_runs_top_to_bottom_with_its_defaults(smoke_run, project, tmp_path):
+    """As a user opening them in JupyterLab after `make study`: no injected parameters."""
+    kernel = pipeline.ensure_kernel()
+    for stage in pipeline.STAGES:
+        source = project / "notebooks" / stage.notebook
+        out = tmp_path / stage.notebook
+        pm.execute_notebook(str(source), str(out), kernel_name=kernel, cwd=str(project / "notebooks"),
+                            progress_bar=False)
+        assert out.is_file()
+
+
+def test_notebook_opened_too_early_says_what_to_run(tmp_path, root):
+    tree = tmp_path / "fresh"
+    shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
+    shutil.copytree(root / "params", tree / "params")
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(tree / "notebooks" / "03_xnli_transfer.ipynb"), str(tmp_path / "o.ipynb"),
+                            kernel_name=pipeline.ensure_kernel(), cwd=str(tree / "notebooks"),
+                            progress_bar=False)
+    assert err.value.ename == "StageNotReadyError"
+    assert "Run first: xnli-study run --params" in err.value.evalue
+
+
+def test_failed_stage_names_the_stage_and_its_notebook(tmp_path, root):
+    tree = tmp_path / "broken"
+    shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
+    shutil.copytree(root / "params", tree / "params")
+    text = (tree / "params" / "smoke.yaml").read_text()
+    # a local task file that does not exist: stage 1 fails while loading the task
+    text = text.replace("sst2: {source: sample, max_examples: 800}", "sst2: {source: local, path: nowhere.tsv}")
+    (tree / "params" / "smoke.yaml").write_text(text)
+    with pytest.raises(pipeline.StageFailed) as err:
+        pipeline.run_study(tree / "params" / "smoke.yaml", notebooks_dir=tree / "notebooks", progress=False)
+    assert err.value.stage == "data"
+    assert err.value.notebook.is_file()
+    assert "nowhere.tsv" in str(err.value) and str(err.value.notebook) in str(err.value)
+    manifest = json.loads((tree / "outputs" / "smoke" / "manifest.json").read_text())
+    assert manifest["stages"]["data"]["status"] == "failed"

@@ -1,0 +1,144 @@
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from xnli_study import hub, models, tasks
+from xnli_study.config import parse_params
+from xnli_study.errors import DataError, HubUnavailableError, ParamsError
+
+
+def config_with(**overrides):
+    base = {"profile": "t", "run_name": "t"}
+    base.update(overrides)
+    return parse_params(base)
+
+
+def test_tiny_tokenizer_marks_special_tokens(tiny):
+    tokenizer, _ = tiny
+    enc = tokenizer("Anna bought a lamp.", "Anna did not buy a lamp.", return_special_tokens_mask=True)
+    ids, special = enc["input_ids"], enc["special_tokens_mask"]
+    assert ids[0] == tokenizer.cls_token_id and special[0] == 1
+    assert sum(special) == 3  # [CLS] a [SEP] b [SEP]
+
+
+def test_encoder_only_passes_on_with_a_fresh_head(tmp_path, tiny):
+    tokenizer, encoder = tiny
+    encoder.save_pretrained(tmp_path / "p")
+    tokenizer.save_pretrained(tmp_path / "p")
+    first = models.load_classifier(str(tmp_path / "p"), num_labels=2, seed=0)
+    with torch.no_grad():
+        for param in first.parameters():
+            param.add_(0.5)  # stands for training: every weight moves
+    models.save_encoder(first, tokenizer, tmp_path / "i")
+    second = models.load_classifier(str(tmp_path / "i"), num_labels=3, seed=1)
+    # the encoder's weights come through unchanged...
+    for (name, a), (_, b) in zip(first.base_model.state_dict().items(), second.base_model.state_dict().items()):
+        assert torch.equal(a, b), name
+    # ...and the head is new: other shape, and not derived from the first head
+    assert second.classifier.weight.shape == (3, encoder.config.hidden_size)
+    assert first.classifier.weight.shape == (2, encoder.config.hidden_size)
+    files = {p.name for p in (tmp_path / "i").iterdir()}
+    assert "config.json" in files and "tokenizer.json" in files
+    from safetensors.torch import load_file
+
+    keys = load_file(tmp_path / "i" / "model.safetensors").keys()
+    assert not any("classifier" in k for k in keys)
+
+
+def test_missing_model_folder_is_a_params_error(tmp_path):
+    config = config_with(encoder={"name": str(tmp_path / "nowhere")})
+    with pytest.raises(ParamsError, match="does not exist"):
+        models.resolve_encoder_name(config)
+    (tmp_path / "empty").mkdir()
+    config = config_with(encoder={"name": str(tmp_path / "empty")})
+    with pytest.raises(ParamsError, match="no config.json"):
+        models.resolve_encoder_name(config)
+
+
+def test_hub_model_offline_and_uncached_fails_fast(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    hub.hub_reachable.cache_clear()
+    try:
+        config = config_with(encoder={"name": "someone/not-a-cached-model-xyz"})
+        started = time.perf_counter()
+        with pytest.raises(HubUnavailableError, match="encoder.name: <folder>"):
+            models.resolve_encoder_name(config)
+        assert time.perf_counter() - started < 10
+    finally:
+        hub.hub_reachable.cache_clear()
+
+
+def test_weights_fingerprint_changes_with_any_weight(tiny):
+    _, encoder = tiny
+    before = models.weights_fingerprint(encoder)
+    assert models.weights_fingerprint(encoder) == before
+    clone = type(encoder)(encoder.config)
+    clone.load_state_dict(encoder.state_dict())
+    assert models.weights_fingerprint(clone) == before
+    with torch.no_grad():
+        clone.encoder.layer[0].output.dense.bias[0] += 1e-3
+    assert models.weights_fingerprint(clone) != before
+
+
+def test_registry_names_and_formats():
+    assert {"mnli", "anli", "sst2", "pawsx"} <= set(tasks.TASKS)
+    assert tasks.get_task("sst2").format == "single"
+    assert tasks.get_task("pawsx").num_labels == 2
+    with pytest.raises(DataError, match="unknown task"):
+        tasks.get_task("nope")
+
+
+def test_local_pair_tsv_with_and_without_header(tmp_path):
+    plain = tmp_path / "x.tsv"
+    plain.write_text("a b\tc d\t1\ne f\tg h\t0\n")
+    frame = tasks.read_pair_tsv(plain)
+    assert frame["text_a"].tolist() == ["a b", "e f"] and frame["label"].tolist() == [1, 0]
+    header = tmp_path / "h.tsv"
+    header.write_text("id\tsentence1\tsentence2\tlabel\n7\ta\tb\t1\n")
+    assert tasks.read_pair_tsv(header)[["text_a", "text_b", "label"]].values.tolist() == [["a", "b", 1]]
+
+
+def test_task_from_local_files_and_missing_file(tmp_path):
+    path = tmp_path / "sst.tsv"
+    path.write_text("sentence\tlabel\ngood film .\t1\nbad film .\t0\n")
+    config = config_with(conditions=["none", "sst2"], tasks={"sst2": {"source": "local", "path": str(path)}})
+    frame = tasks.load_task("sst2", config, run_dir=tmp_path)
+    assert frame["label"].tolist() == [1, 0]
+    config = config_with(conditions=["none", "pawsx"],
+                         tasks={"pawsx": {"source": "local", "path": str(tmp_path / "no.tsv")}})
+    with pytest.raises(DataError, match="'pawsx': local file .* not found"):
+        tasks.load_task("pawsx", config, run_dir=tmp_path)
+
+
+def test_task_from_hub_offline_names_task_and_fix(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    hub.hub_reachable.cache_clear()
+    try:
+        config = config_with(conditions=["none", "pawsx"])
+        started = time.perf_counter()
+        with pytest.raises(HubUnavailableError) as err:
+            tasks.load_task("pawsx", config, run_dir=tmp_path)
+        assert time.perf_counter() - started < 10
+        assert "pawsx" in str(err.value) and "tasks.pawsx.source: local" in str(err.value)
+    finally:
+        hub.hub_reachable.cache_clear()
+
+
+def test_pick_device():
+    assert models.pick_device("cpu").type == "cpu"
+    assert models.pick_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ParamsError, match="no CUDA GPU"):
+            models.pick_device("cuda")
+
+
+def test_sst2_sample_task(tmp_path, sample_dir):
+    config = config_with(conditions=["none", "sst2"], tasks={"sst2": {"source": "sample", "max_examples": 50}})
+    frame = tasks.load_task("sst2", config, run_dir=tmp_path)
+    assert len(frame) == 50 and isinstance(frame, pd.DataFrame)

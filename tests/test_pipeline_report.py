@@ -1,0 +1,124 @@
+import json
+import os
+
+import pandas as pd
+import pytest
+import yaml
+
+from xnli_study import files, pipeline, report
+from xnli_study.errors import StageNotReadyError
+
+
+@pytest.fixture
+def params(tmp_path, smoke_yaml):
+    data = yaml.safe_load(smoke_yaml.read_text())
+    data["output_dir"] = str(tmp_path / "out")
+    path = tmp_path / "p.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_stage_refuses_to_start_before_its_inputs_and_says_what_to_run(params):
+    with pytest.raises(StageNotReadyError) as err:
+        pipeline.StageRun("transfer", params_path=str(params))
+    message = str(err.value)
+    assert "'data' stage" in message and f"xnli-study run --params {params}" in message
+
+
+def test_stage_record_and_completion(params, tmp_path):
+    run = pipeline.StageRun("data", params_path=str(params))
+    run.save_table("t.csv", pd.DataFrame({"a": [1]}))
+    assert not pipeline.stage_complete(run.run_dir, "data", run.config)
+    run.finish(note="x")
+    assert pipeline.stage_complete(run.run_dir, "data", run.config)
+    # the next stage may start now
+    pipeline.StageRun("intermediate", params_path=str(params))
+    # a missing output makes the stage incomplete again
+    (run.run_dir / "tables" / "t.csv").unlink()
+    assert not pipeline.stage_complete(run.run_dir, "data", run.config)
+
+
+def test_changed_params_or_upstream_invalidate_a_stage(params):
+    first = pipeline.StageRun("data", params_path=str(params))
+    first.finish()
+    second = pipeline.StageRun("intermediate", params_path=str(params))
+    second.finish()
+    assert pipeline.stage_complete(second.run_dir, "intermediate", second.config)
+    changed = second.config.model_copy(update={"seeds": [5]})
+    assert not pipeline.stage_complete(second.run_dir, "intermediate", changed)
+    pipeline.StageRun("data", params_path=str(params)).finish()  # data ran again
+    assert not pipeline.stage_complete(second.run_dir, "intermediate", second.config)
+
+
+def test_finish_refuses_when_an_output_vanished(params):
+    run = pipeline.StageRun("data", params_path=str(params))
+    path = run.save_table("t.csv", pd.DataFrame({"a": [1]}))
+    path.unlink()
+    with pytest.raises(Exception, match="outputs missing: tables/t.csv"):
+        run.finish()
+    assert not pipeline.record_path(run.run_dir, "data").exists()
+
+
+def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "x.json"
+    files.write_json(target, {"a": 1})
+    with pytest.raises(RuntimeError):
+        with files.atomic_path(target) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("boom")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]
+    assert oct(os.stat(target).st_mode & 0o777) != oct(0o600)
+
+
+def test_atomic_dir_replaces_whole_folders(tmp_path):
+    target = tmp_path / "d"
+    with files.atomic_dir(target) as tmp:
+        (tmp / "a").write_text("1")
+    with pytest.raises(ValueError):
+        with files.atomic_dir(target) as tmp:
+            (tmp / "b").write_text("2")
+            raise ValueError
+    assert [p.name for p in target.iterdir()] == ["a"]
+
+
+def test_references_match_hub_ids():
+    assert report.references_for("FacebookAI/xlm-roberta-large")["avg_15"].tolist() == [80.9, 79.2, 80.4]
+    assert report.references_for("/models/xlm-roberta-base")["en"].tolist() == [85.8]
+    assert report.references_for("tiny").empty
+
+
+def test_narrative_is_generated_from_the_numbers():
+    summary = {
+        "profile": "p", "encoder": "tiny", "conditions": ["none", "sst2"], "seeds": [0, 1],
+        "xnli_split": "test", "xnli_source": "sample", "items_per_language": 120,
+        "languages": ["en", "fr"],
+        "transfer": {"none": {"en": 0.9, "avg_all": 0.6, "avg_non_en": 0.3, "transfer_gap": 0.6},
+                     "sst2": {"en": 0.8, "avg_all": 0.55, "avg_non_en": 0.3, "transfer_gap": 0.5}},
+        "alignment": {"headline_layer": 3, "n_layers": 4, "pooling": "mean", "best_layer_pretrained_retrieval": 1,
+                      "at_headline_layer": {"pretrained": {"-": {"retrieval": 0.25, "retrieval_centered": 0.5, "cka": 0.7}}}},
+    }
+    text = report.narrative(summary, limits="LIMITS")
+    assert "90.0% on English" in text and "30.0%" in text
+    assert "5.0 points below the baseline" in text
+    assert "layer 3 of 4" in text and "25.0%" in text and "layer 1" in text
+    assert text.endswith("LIMITS")
+
+
+def test_self_contained_strips_remote_resources():
+    page = ('<html><head><script src="https://cdn.example/require.js"></script>'
+            '<link rel="stylesheet" href="https://cdn.example/x.css"><script>var a=1;</script></head></html>')
+    out = report._self_contained(page)
+    assert "https://" not in out and "var a=1" in out
+
+
+def test_headline_table_reports_fixed_and_best_layer():
+    rows = []
+    for layer, value in enumerate([0.1, 0.5, 0.3]):
+        rows.append({"stage": "pretrained", "condition": "-", "metric": "retrieval", "layer": layer, "lang": "fr", "value": value})
+        rows.append({"stage": "pretrained", "condition": "-", "metric": "language_id", "layer": layer, "lang": "all", "value": value})
+    table = report.headline_table(pd.DataFrame(rows), layer=2)
+    ret = table[table["metric"] == "retrieval"].iloc[0]
+    assert ret["layer 2 (headline)"] == 0.3 and ret["best layer"] == 1
+    lid = table[table["metric"] == "language_id"].iloc[0]
+    assert lid["best layer"] == 0  # lower is better for the language probe

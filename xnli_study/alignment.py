@@ -1,0 +1,350 @@
+"""Cross-lingual alignment instruments (STUDY.md section 2).
+
+Every metric takes and returns plain NumPy values and works in float32 and float64 (computations
+are carried out in float64). Sentence vectors come from :func:`sentence_embeddings`: each sentence
+encoded alone, the mean of a layer's hidden states over the sentence's real tokens (no special
+tokens, no padding), layer 0 being the embedding output and the last layer the encoder's output.
+
+References:
+    Kornblith, Norouzi, Lee, Hinton (2019). Similarity of Neural Network Representations Revisited.
+    Song, Smola, Gretton, Bedo, Borgwardt (2012). Feature Selection via Dependence Maximization
+        (the unbiased HSIC estimator used by debiased CKA).
+    Libovicky, Rosa, Fraser (2020). On the Language Neutrality of Pre-trained Multilingual
+        Representations (centering; language-identity probes).
+    Artetxe, Schwenk (2019). Massively Multilingual Sentence Embeddings (retrieval accuracy).
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+_CHUNK = 2048  # rows of the similarity matrix held at once: memory O(chunk * n)
+
+
+# ---- embeddings ------------------------------------------------------------------------------
+def sentence_embeddings(model, tokenizer, sentences: Sequence[str], *, batch_size: int = 32,
+                        max_length: int = 128, device=None, progress: bool = False) -> np.ndarray:
+    """Mean-pooled sentence vectors of every layer.
+
+    Args:
+        model: a transformers encoder (``AutoModel``) or a model with one (heads are ignored).
+        tokenizer: its tokenizer.
+        sentences: ``n_sentences`` strings, each encoded alone (never as a pair).
+        batch_size: sentences per forward pass; batches are formed by length.
+        max_length: truncation length in tokens, special tokens included.
+    Returns:
+        float32 array ``(n_layers + 1, n_sentences, hidden)``: index 0 is the embedding output,
+        index ``n_layers`` the final layer; rows in the input order. Each vector is the mean over
+        the sentence's real tokens, excluding special tokens ([CLS], [SEP], <s>, </s>) and padding.
+        One forward pass per batch yields every layer.
+    Example:
+        >>> emb = sentence_embeddings(model, tokenizer, ["A cat.", "Un chat."])  # doctest: +SKIP
+        >>> emb.shape  # doctest: +SKIP
+        (13, 2, 768)
+    """
+    import torch
+    from tqdm import tqdm
+
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(dev).eval()
+    enc = tokenizer(list(sentences), truncation=True, max_length=max_length,
+                    return_special_tokens_mask=True)
+    lengths = np.array([len(ids) for ids in enc["input_ids"]])
+    order = np.argsort(-lengths, kind="stable")  # longest first: the peak memory comes early
+    out: np.ndarray | None = None
+    for start in tqdm(range(0, len(order), batch_size), disable=not progress, leave=False,
+                      desc="embed"):
+        idx = order[start:start + batch_size]
+        batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc.keys()}, return_tensors="pt")
+        special = batch.pop("special_tokens_mask")
+        inputs = {k: v.to(dev) for k, v in batch.items()}
+        with torch.no_grad():
+            hidden = model(**inputs, output_hidden_states=True).hidden_states  # L+1 x (B, T, H)
+            keep = (inputs["attention_mask"].bool() & ~special.to(dev).bool()).unsqueeze(-1)  # (B, T, 1)
+            counts = keep.sum(1).clamp(min=1)  # (B, 1)
+            stacked = torch.stack(hidden)  # (L+1, B, T, H)
+            pooled = (stacked.float() * keep).sum(2) / counts  # (L+1, B, H)
+        if out is None:
+            out = np.zeros((stacked.shape[0], len(sentences), stacked.shape[-1]), dtype=np.float32)
+        out[:, idx] = pooled.cpu().numpy()
+    if out is None:
+        raise ValueError("sentence_embeddings needs at least one sentence")
+    return out
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms == 0, 1.0, norms)
+
+
+def retrieval_accuracy(source: np.ndarray, target: np.ndarray, *, center: bool = False) -> float:
+    """Share of rows ``i`` whose nearest row of ``target`` by cosine is row ``i`` (source -> target).
+
+    Args:
+        source, target: ``(n, features)`` arrays; row ``i`` of both is the same sentence.
+        center: subtract each side's mean vector first (Libovicky et al. 2020).
+    Returns:
+        accuracy@1 in [0, 1]. Ties go to the lowest index.
+    Example:
+        >>> x = np.eye(3); retrieval_accuracy(x, 2 * x)
+        1.0
+    """
+    s, t = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if s.shape != t.shape or s.ndim != 2:
+        raise ValueError(f"source and target must be (n, features) of one shape, got {s.shape}, {t.shape}")
+    if center:
+        s, t = s - s.mean(0), t - t.mean(0)
+    s, t = _unit_rows(s), _unit_rows(t)
+    hits = 0
+    for start in range(0, len(s), _CHUNK):
+        sims = s[start:start + _CHUNK] @ t.T  # (chunk, n)
+        hits += int((sims.argmax(1) == np.arange(start, start + len(sims))).sum())
+    return hits / len(s)
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray, *, debiased: bool = False) -> float:
+    """Linear centered kernel alignment of two representations of the same ``n`` items.
+
+    Args:
+        x: ``(n, p)`` array; y: ``(n, q)`` array (row ``i`` of both is item ``i``).
+        debiased: use the unbiased HSIC estimator (Song et al. 2012), as in Kornblith et al.
+            2019; needs ``n >= 4``.
+    Returns:
+        CKA in [0, 1] (the debiased estimate can fall slightly below 0). Invariant to orthogonal
+        transforms and isotropic scaling of either side, not to arbitrary linear maps.
+        Computed in feature space: memory O(n (p + q) + p q), never an ``n x n`` matrix.
+    Example:
+        >>> rng = np.random.default_rng(0); x = rng.normal(size=(50, 4))
+        >>> round(linear_cka(x, 3 * x), 6)
+        1.0
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"x and y must be (n, features) with the same n, got {x.shape}, {y.shape}")
+    if not debiased:
+        x, y = x - x.mean(0), y - y.mean(0)
+        xy = np.linalg.norm(y.T @ x) ** 2
+        xx = np.linalg.norm(x.T @ x)
+        yy = np.linalg.norm(y.T @ y)
+        return float(xy / (xx * yy)) if xx > 0 and yy > 0 else 0.0
+    n = len(x)
+    if n < 4:
+        raise ValueError("debiased CKA needs at least 4 items")
+
+    def hsic(a: np.ndarray, b: np.ndarray) -> float:
+        # unbiased HSIC of linear kernels K = a a^T, L = b b^T with zeroed diagonals
+        ka, kb = (a * a).sum(1), (b * b).sum(1)  # diagonals of K and L, (n,)
+        tr = np.linalg.norm(b.T @ a) ** 2 - ka @ kb  # tr(K~ L~)
+        sa, sb = a.sum(0), b.sum(0)
+        ka1 = a @ sa - ka  # K~ 1, (n,)
+        kb1 = b @ sb - kb
+        return (tr + ka1.sum() * kb1.sum() / ((n - 1) * (n - 2)) - 2 * (ka1 @ kb1) / (n - 2)) / (n * (n - 3))
+
+    xy, xx, yy = hsic(x, y), hsic(x, x), hsic(y, y)
+    return float(xy / np.sqrt(xx * yy)) if xx > 0 and yy > 0 else 0.0
+
+
+def translation_cosine_margin(source: np.ndarray, target: np.ndarray) -> float:
+    """Mean cosine of row-aligned pairs minus the mean cosine of all other (i != j) pairs.
+
+    Args:
+        source, target: ``(n, features)`` arrays, row ``i`` of each the same sentence, n >= 2.
+    Returns:
+        the margin, in [-2, 2]; 0 when translations are no closer than random pairs.
+    Example:
+        >>> translation_cosine_margin(np.eye(2), np.eye(2))
+        1.0
+    """
+    s, t = _unit_rows(source), _unit_rows(target)
+    n = len(s)
+    if n < 2 or s.shape != t.shape:
+        raise ValueError("translation_cosine_margin needs two (n, features) arrays with n >= 2")
+    pairs = float((s * t).sum(1).sum())
+    total = float(s.sum(0) @ t.sum(0))  # sum of every cosine, O(n d)
+    return pairs / n - (total - pairs) / (n * n - n)
+
+
+def language_id_probe(embeddings: Mapping[str, np.ndarray], *, folds: int = 5, seed: int = 0) -> float:
+    """Cross-validated accuracy of a linear classifier predicting the language of a vector.
+
+    Args:
+        embeddings: language -> ``(n, d)`` array; row ``i`` is item ``i`` in every language.
+        folds: number of folds; folds are split by item, so an item's translations are all in
+            train or all in test.
+        seed: seed of the fold assignment.
+    Returns:
+        mean accuracy over folds in [0, 1]; 1/k for k perfectly language-neutral languages,
+        lower = more language-neutral (Libovicky et al. 2020). The classifier is a standardised
+        ridge classifier (linear, closed form: fast and deterministic at 100,000 x 768).
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> e = {"en": rng.normal(size=(40, 8)), "fr": rng.normal(size=(40, 8)) + 5}
+        >>> language_id_probe(e, folds=4)
+        1.0
+    """
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.model_selection import GroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    langs = list(embeddings)
+    n = len(next(iter(embeddings.values())))
+    if any(len(v) != n for v in embeddings.values()):
+        raise ValueError("every language needs the same n items")
+    x = np.concatenate([np.asarray(embeddings[lang], dtype=np.float64) for lang in langs])
+    y = np.repeat(np.arange(len(langs)), n)
+    groups = np.tile(np.random.default_rng(seed).permutation(n), len(langs))
+    scores = []
+    for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
+        clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=1.0))
+        clf.fit(x[train], y[train])
+        scores.append(float((clf.predict(x[test]) == y[test]).mean()))
+    return float(np.mean(scores))
+
+
+# ---- probe sets ------------------------------------------------------------------------------
+def probe_set(xnli: pd.DataFrame, *, max_sentences: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """The deduplicated parallel probe set from an XNLI split.
+
+    Each premise appears three times in XNLI: keep each distinct premise once, plus the
+    hypotheses, and drop sentences whose English text repeats an earlier one. Returns a tidy frame
+    ``sid, kind, lang, text`` where ``sid`` is the same in every language (``p:<premise_id>`` or
+    ``h:<item id>``). ``max_sentences`` keeps a seeded random subset of sentence ids.
+    """
+    first = xnli.drop_duplicates(subset=["lang", "premise_id"], keep="first")
+    premises = pd.DataFrame({"sid": "p:" + first["premise_id"].astype(str), "kind": "premise",
+                             "lang": first["lang"].values, "text": first["premise"].values})
+    hyps = pd.DataFrame({"sid": "h:" + xnli["id"].astype(str), "kind": "hypothesis",
+                         "lang": xnli["lang"].values, "text": xnli["hypothesis"].values})
+    table = pd.concat([premises, hyps], ignore_index=True)
+    ref_lang = "en" if "en" in set(table["lang"]) else table["lang"].iloc[0]
+    ref = table[table["lang"] == ref_lang]
+    keep = ref.loc[~ref["text"].str.strip().duplicated(), "sid"]
+    if max_sentences is not None and len(keep) > max_sentences:
+        keep = keep.sample(n=max_sentences, random_state=seed)
+    order = {sid: i for i, sid in enumerate(sorted(keep, key=_sid_key))}
+    table = table[table["sid"].isin(order)].copy()
+    table["_o"] = table["sid"].map(order)
+    return table.sort_values(["lang", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _sid_key(sid: str) -> tuple:
+    kind, _, rest = sid.partition(":")
+    return (kind != "p", int(rest) if rest.isdigit() else 0, rest)
+
+
+# ---- the layer x language table ---------------------------------------------------------------
+PAIRWISE_METRICS = ("retrieval_en_to_x", "retrieval_x_to_en", "retrieval",
+                    "retrieval_centered_en_to_x", "retrieval_centered_x_to_en", "retrieval_centered",
+                    "cka", "cosine_margin")
+
+
+def alignment_metrics(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[int] | None = None,
+                      debiased_cka: bool = False) -> pd.DataFrame:
+    """Every pairwise metric of English against each other language, layer by layer.
+
+    Args:
+        embeddings: language -> ``(n_layers + 1, n, hidden)`` arrays (rows parallel), as from
+            :func:`sentence_embeddings`; must hold ``en``.
+        layers: layer indices to score (default: all).
+    Returns:
+        tidy frame ``layer, lang, metric, value`` with the metrics of ``PAIRWISE_METRICS``
+        (``retrieval`` is the mean of both directions; likewise ``retrieval_centered``).
+    """
+    en = embeddings["en"]
+    layers = list(range(en.shape[0])) if layers is None else list(layers)
+    rows = []
+    for lang, emb in embeddings.items():
+        if lang == "en":
+            continue
+        for layer in layers:
+            a, b = en[layer], emb[layer]
+            e2x, x2e = retrieval_accuracy(a, b), retrieval_accuracy(b, a)
+            ce2x, cx2e = retrieval_accuracy(a, b, center=True), retrieval_accuracy(b, a, center=True)
+            values = {
+                "retrieval_en_to_x": e2x, "retrieval_x_to_en": x2e, "retrieval": (e2x + x2e) / 2,
+                "retrieval_centered_en_to_x": ce2x, "retrieval_centered_x_to_en": cx2e,
+                "retrieval_centered": (ce2x + cx2e) / 2,
+                "cka": linear_cka(a, b, debiased=debiased_cka),
+                "cosine_margin": translation_cosine_margin(a, b),
+            }
+            rows += [{"layer": layer, "lang": lang, "metric": k, "value": v} for k, v in values.items()]
+    return pd.DataFrame(rows)
+
+
+def language_id_by_layer(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[int] | None = None,
+                         folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """:func:`language_id_probe` at each layer: frame ``layer, metric='language_id', value``."""
+    first = next(iter(embeddings.values()))
+    layers = list(range(first.shape[0])) if layers is None else list(layers)
+    folds = min(folds, first.shape[1])
+    return pd.DataFrame([
+        {"layer": layer, "lang": "all", "metric": "language_id",
+         "value": language_id_probe({k: v[layer] for k, v in embeddings.items()}, folds=folds, seed=seed)}
+        for layer in layers
+    ])
+
+
+def headline_layer(setting: int | str, n_layers: int) -> int:
+    """The layer fixed in advance for headline numbers: ``auto`` = round(2/3 of the depth).
+
+    8 of 12 and 16 of 24, as in STUDY.md; the embedding output is layer 0.
+    """
+    if setting == "auto":
+        return int(round(2 * n_layers / 3))
+    if not 0 <= int(setting) <= n_layers:
+        raise ValueError(f"alignment.headline_layer {setting} is outside 0..{n_layers}")
+    return int(setting)
+
+
+# ---- the on-disk cache -----------------------------------------------------------------------
+POOLING = "mean-real-tokens-v1"  # bump when the pooling changes: old caches then never match
+
+
+def embeddings_key(*, weights: str, probe: pd.DataFrame, max_length: int) -> str:
+    """Cache key: the checkpoint's weight fingerprint, the probe set's texts and the settings."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for part in (weights, POOLING, str(max_length)):
+        digest.update(part.encode() + b"\0")
+    for sid, lang, text in probe[["sid", "lang", "text"]].itertuples(index=False):
+        digest.update(f"{sid}\t{lang}\t{text}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_size: int = 32,
+                      max_length: int = 128, device: str = "auto", progress: bool = False,
+                      revision: str | None = None) -> dict[str, np.ndarray]:
+    """Sentence vectors of every layer for each language of ``probe``, computed once and cached.
+
+    Vectors are stored as float16 ``.npy`` files under ``cache_dir/<key>/`` where the key covers
+    the checkpoint's weights (not its name), the probe set and the settings, so a changed
+    checkpoint never reuses a stale cache. Returns language -> float32 ``(n_layers + 1, n, hidden)``.
+    """
+    from pathlib import Path
+
+    from .files import atomic_dir, write_json
+    from .models import load_encoder, load_tokenizer, pick_device, weights_fingerprint
+
+    model = load_encoder(checkpoint, revision=revision)
+    key = embeddings_key(weights=weights_fingerprint(model), probe=probe, max_length=max_length)
+    folder = Path(cache_dir) / key
+    langs = list(dict.fromkeys(probe["lang"]))
+    if not all((folder / f"{lang}.npy").is_file() for lang in langs):
+        tokenizer = load_tokenizer(checkpoint, revision=revision)
+        dev = pick_device(device)
+        with atomic_dir(folder) as tmp:
+            for lang in langs:
+                texts = probe.loc[probe["lang"] == lang, "text"].tolist()
+                emb = sentence_embeddings(model, tokenizer, texts, batch_size=batch_size,
+                                          max_length=max_length, device=dev, progress=progress)
+                np.save(tmp / f"{lang}.npy", emb.astype(np.float16))
+            write_json(tmp / "meta.json", {"checkpoint": str(checkpoint), "pooling": POOLING,
+                                           "max_length": max_length, "languages": langs})
+    return {lang: np.load(folder / f"{lang}.npy").astype(np.float32) for lang in langs}

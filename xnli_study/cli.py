@@ -1,0 +1,112 @@
+"""Command line: ``xnli-study run --params params/smoke.yaml``, and helpers.
+
+Errors a user can cause are printed as one line without a traceback; the exit code is 2 for bad
+params and 1 for other failures (a stage that failed names its executed notebook).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .errors import StudyError
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run_study
+
+    run_dir = run_study(args.params, stages=args.stages, out=args.out, force=args.force,
+                        progress=not args.quiet)
+    print(f"done: {run_dir}")
+    report = run_dir / "report.html"
+    if report.exists():
+        print(f"report: {report}")
+    return 0
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .config import load_params
+
+    config = load_params(args.params)
+    print(f"{args.params}: valid (profile {config.profile}, run folder {config.run_dir})")
+    return 0
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from .sample import write_sample
+
+    folder = write_sample(args.out, test_items=args.test_items)
+    print(f"sample written to {folder}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    print(f"report: {build_report(args.run)}")
+    return 0
+
+
+def _cmd_kernel(args: argparse.Namespace) -> int:
+    from .pipeline import ensure_kernel
+
+    print(f"Jupyter kernel '{ensure_kernel()}' points at {sys.executable}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .pipeline import STAGES
+
+    parser = argparse.ArgumentParser(
+        prog="xnli-study",
+        description="Intermediate-task training, zero-shot XNLI transfer and cross-lingual alignment.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the study's stage notebooks with papermill")
+    run.add_argument("--params", default="params/smoke.yaml",
+                     help="the profile YAML file (default: params/smoke.yaml)")
+    run.add_argument("--stages", nargs="+", choices=[s.name for s in STAGES], metavar="STAGE",
+                     help=f"run only these stages, in study order ({', '.join(s.name for s in STAGES)})")
+    run.add_argument("--out", help="run folder (default: output_dir/run_name from the params)")
+    run.add_argument("--force", action="store_true",
+                     help="run stages again even when they are complete for these params")
+    run.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", help="validate a params file and exit")
+    check.add_argument("--params", default="params/smoke.yaml", help="the profile YAML file")
+    check.set_defaults(func=_cmd_check)
+
+    sample = sub.add_parser("sample", help="write the synthetic sample (XNLI-1.0 TSV, MNLI JSONL, SST-2 TSV)")
+    sample.add_argument("--out", required=True, help="folder to write")
+    sample.add_argument("--test-items", type=int, default=120, help="XNLI test items per language")
+    sample.set_defaults(func=_cmd_sample)
+
+    report = sub.add_parser("report", help="render report.html again from a run folder's notebooks")
+    report.add_argument("--run", required=True, help="the run folder (e.g. outputs/smoke)")
+    report.set_defaults(func=_cmd_report)
+
+    kernel = sub.add_parser("kernel", help="register the 'xnli-study' Jupyter kernel for this Python")
+    kernel.set_defaults(func=_cmd_kernel)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("papermill").setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    except StudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""The study's params: one YAML file, validated into one typed object before any work starts.
+
+Relative paths in a params file are resolved against the folder that holds the file, so a run
+behaves the same whatever the working directory. ``load_params`` is the only entry point; it raises
+:class:`~xnli_study.errors.ParamsError` with one line that names the key or value and what is
+allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import ParamsError
+from .languages import XNLI_LANGUAGES
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TinyEncoderConfig(_Strict):
+    """Size of the in-process ``tiny`` encoder (a BERT-style model built from a config)."""
+
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(128, ge=8)
+    vocab_size: int = Field(3000, ge=100)
+    max_position: int = Field(128, ge=16)
+    seed: int = 0  # the random initial weights of P
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self) -> "TinyEncoderConfig":
+        if self.hidden_size % self.num_heads:
+            raise ValueError(
+                f"hidden_size {self.hidden_size} must be divisible by num_heads {self.num_heads}"
+            )
+        return self
+
+
+class EncoderConfig(_Strict):
+    """The encoder under study: ``tiny``, a hub id (``FacebookAI/xlm-roberta-base``) or a folder."""
+
+    name: str = "tiny"
+    revision: str | None = None
+    tiny: TinyEncoderConfig = TinyEncoderConfig()
+
+
+class XnliConfig(_Strict):
+    """Where XNLI comes from. Model selection always uses English ``dev``; evaluation ``eval_split``."""
+
+    source: Literal["sample", "hub", "official"] = "sample"
+    path: str | None = None  # the XNLI-1.0 folder (xnli.dev.tsv, xnli.test.tsv) for source=official
+    hub_id: str = "facebook/xnli"
+    eval_split: Literal["dev", "test"] = "test"
+    max_items: int | None = Field(None, ge=1)  # cap per language and split (first items, parallel)
+    sample_items: int = Field(120, ge=60)  # test items per language written for source=sample
+
+
+class MnliConfig(_Strict):
+    """English MultiNLI for the target stage."""
+
+    source: Literal["sample", "hub", "jsonl"] = "sample"
+    path: str | None = None  # a JSONL file {premise, hypothesis, label} for source=jsonl
+    hub_id: str = "nyu-mll/multi_nli"
+    split: str = "train"
+    max_examples: int | None = Field(2000, ge=1)
+
+
+class TaskDataConfig(_Strict):
+    """Data settings of one intermediate task."""
+
+    source: Literal["sample", "hub", "local"] = "hub"
+    path: str | None = None
+    max_examples: int | None = Field(2000, ge=1)
+
+
+class StageTrainingConfig(_Strict):
+    """Optimisation settings of one training stage."""
+
+    epochs: float = Field(2.0, gt=0)
+    learning_rate: float = Field(2e-5, gt=0)
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    max_length: int = Field(128, ge=8)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    evals_per_epoch: int = Field(1, ge=1)  # checkpoints scored on English dev per epoch
+
+
+class TrainingConfig(_Strict):
+    intermediate: StageTrainingConfig = StageTrainingConfig(epochs=3)
+    mnli: StageTrainingConfig = StageTrainingConfig(epochs=2)
+
+
+class AlignmentConfig(_Strict):
+    """Alignment probe set and settings (STUDY.md section 2)."""
+
+    probe_split: Literal["dev", "test"] = "test"
+    max_sentences: int | None = Field(None, ge=2)  # cap on distinct probe sentences (seeded)
+    layers: Literal["all"] | list[int] = "all"
+    headline_layer: Literal["auto"] | int = "auto"  # auto: round(2/3 of the depth), 8 of 12
+    batch_size: int = Field(64, ge=1)
+    max_length: int = Field(128, ge=8)
+    language_id_sentences: int | None = Field(300, ge=10)  # per language; null skips the probe
+    seed: int = 0
+
+
+class StudyConfig(_Strict):
+    """The whole study: one object, built from one YAML profile."""
+
+    profile: str
+    description: str = ""
+    limits: str = ""  # what the profile's numbers can and cannot show; printed in the report
+    run_name: str
+    output_dir: str = "../outputs"
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    device: Device = "auto"
+    encoder: EncoderConfig = EncoderConfig()
+    languages: list[str] = Field(default_factory=lambda: list(XNLI_LANGUAGES))
+    xnli: XnliConfig = XnliConfig()
+    mnli: MnliConfig = MnliConfig()
+    conditions: list[str] = Field(default_factory=lambda: ["none"])
+    tasks: dict[str, TaskDataConfig] = Field(default_factory=dict)
+    training: TrainingConfig = TrainingConfig()
+    alignment: AlignmentConfig = AlignmentConfig()
+    #: folder the relative paths were resolved against (set by ``load_params``)
+    base_dir: str = "."
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if code not in XNLI_LANGUAGES:
+                raise ValueError(
+                    f"unknown language code {code!r}; allowed: {' '.join(sorted(XNLI_LANGUAGES))}"
+                )
+        if "en" not in value:
+            raise ValueError("must include 'en' (training and model selection are in English)")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a language twice")
+        return value
+
+    @field_validator("conditions")
+    @classmethod
+    def _known_conditions(cls, value: list[str]) -> list[str]:
+        from .tasks import TASKS
+
+        for name in value:
+            if name != "none" and name not in TASKS:
+                raise ValueError(
+                    f"unknown task {name!r}; allowed: none {' '.join(sorted(TASKS))}"
+                )
+        if "none" not in value:
+            raise ValueError("must include 'none', the baseline every condition is compared with")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a condition twice")
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _known_task_keys(cls, value: dict[str, TaskDataConfig]) -> dict[str, TaskDataConfig]:
+        from .tasks import TASKS
+
+        for name in value:
+            if name not in TASKS:
+                raise ValueError(f"unknown task {name!r}; allowed: {' '.join(sorted(TASKS))}")
+        return value
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a seed twice")
+        return value
+
+    @field_validator("run_name")
+    @classmethod
+    def _plain_run_name(cls, value: str) -> str:
+        if not value or "/" in value or value.startswith("."):
+            raise ValueError("must be a plain folder name such as 'smoke'")
+        return value
+
+    # ---- derived values -------------------------------------------------------------------
+    @property
+    def run_dir(self) -> Path:
+        """The run folder: ``output_dir / run_name``."""
+        return self.path(self.output_dir) / self.run_name
+
+    @property
+    def intermediate_conditions(self) -> list[str]:
+        """Conditions that train on an intermediate task (all but ``none``)."""
+        return [c for c in self.conditions if c != "none"]
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the params file against ``base_dir``."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
+
+    def task_data(self, name: str) -> TaskDataConfig:
+        """The data settings of task ``name`` (defaults when the params do not set them)."""
+        return self.tasks.get(name, TaskDataConfig())
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes results (not the output location)."""
+        data = self.model_dump(exclude={"output_dir", "run_name", "base_dir", "description", "limits"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        """The resolved params as YAML, paths made absolute: it loads the same from any folder."""
+        data = self.model_dump()
+        data["output_dir"] = str(self.path(self.output_dir))
+        for section in ("xnli", "mnli"):
+            if data[section]["path"]:
+                data[section]["path"] = str(self.path(data[section]["path"]))
+        for task in data["tasks"].values():
+            if task["path"]:
+                task["path"] = str(self.path(task["path"]))
+        if looks_like_path(self.encoder.name) and self.path(self.encoder.name).exists():
+            data["encoder"]["name"] = str(self.path(self.encoder.name))
+        data.pop("base_dir")
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def looks_like_path(name: str) -> bool:
+    """True for encoder names that can only be folders (``./x``, ``/x``, ``~/x``, ``a/b/c``)."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        model: type[BaseModel] = StudyConfig
+        for part in first["loc"][:-1]:
+            field = model.model_fields.get(str(part)) if isinstance(part, str) else None
+            annotation = getattr(field, "annotation", None) if field else None
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+            elif str(part) in ("tasks",) or not isinstance(part, str):
+                model = TaskDataConfig
+        allowed = ", ".join(f for f in model.model_fields if f != "base_dir")
+        return f"{source}: unknown key '{loc}'; allowed here: {allowed}"
+    if first["type"] == "missing":
+        return f"{source}: missing required key '{loc}'"
+    message = first["msg"].removeprefix("Value error, ")
+    value = first.get("input")
+    shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
+    return f"{source}: '{loc}' {message}{shown}"
+
+
+def parse_params(data: dict[str, Any], *, source: str = "params", base_dir: str | Path = ".") -> StudyConfig:
+    """Validate a params mapping into a :class:`StudyConfig`; raise ``ParamsError`` on bad input."""
+    if not isinstance(data, dict):
+        raise ParamsError(f"{source}: expected a mapping of keys to values at the top level")
+    if "base_dir" in data:
+        raise ParamsError(f"{source}: 'base_dir' is set by the loader, remove it from the file")
+    try:
+        return StudyConfig(**data, base_dir=str(Path(base_dir).resolve()))
+    except ValidationError as err:
+        raise ParamsError(_format_error(err, source)) from None
+
+
+def load_params(path: str | Path) -> StudyConfig:
+    """Read and validate a YAML profile. Relative paths in it resolve against its folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(
+            f"params file {str(path)!r} not found; profiles live in params/ (e.g. params/smoke.yaml)"
+        )
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ParamsError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    return parse_params(data or {}, source=str(path), base_dir=path.parent)
+

@@ -1,0 +1,276 @@
+"""Readers for XNLI and MultiNLI, and the one label space every source is mapped into.
+
+Every reader returns a tidy ``pandas.DataFrame``. XNLI frames have one row per (language, item):
+``lang, id, premise_id, premise, hypothesis, label`` where ``id`` is shared by the translations of
+an item and ``label`` is the canonical id (entailment 0, neutral 1, contradiction 2) or -1 when the
+source has no label. NLI training frames have ``premise, hypothesis, label``.
+
+Label ids differ between sources, so labels are read as words wherever the source has words and
+mapped through an explicit table otherwise (``INT_LABELS``); nothing trusts integer ids blindly.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+
+from .errors import DataError
+from .hub import require_hub
+from .languages import LABEL_TO_ID, NLI_LABELS
+
+#: integer label ids of each source, as documented by the source
+INT_LABELS: dict[str, tuple[str, ...]] = {
+    "hub:facebook/xnli": ("entailment", "neutral", "contradiction"),
+    "hub:nyu-mll/multi_nli": ("entailment", "neutral", "contradiction"),
+    "hub:nyu-mll/glue/mnli": ("entailment", "neutral", "contradiction"),
+    "hub:facebook/anli": ("entailment", "neutral", "contradiction"),
+    "xlm": ("contradiction", "neutral", "entailment"),
+}
+_WORD_ALIASES = {"e": "entailment", "n": "neutral", "c": "contradiction",
+                 "contradictory": "contradiction"}
+#: gold label of MultiNLI / XNLI pairs whose annotators reached no consensus
+NO_CONSENSUS = "-"
+
+
+def canonical_label(raw: object, *, source: str) -> int:
+    """Map a source's label (word or integer id) to the canonical id; raise ``DataError`` if unknown."""
+    if isinstance(raw, str):
+        word = raw.strip().lower()
+        word = _WORD_ALIASES.get(word, word)
+        if word in LABEL_TO_ID:
+            return LABEL_TO_ID[word]
+        if word.lstrip("-").isdigit():
+            raw = int(word)
+        else:
+            raise DataError(f"{source}: unknown label {raw!r}; expected one of {', '.join(NLI_LABELS)}")
+    if isinstance(raw, (int,)) or hasattr(raw, "__index__"):
+        names = INT_LABELS.get(source)
+        if names is None:
+            raise DataError(f"{source}: integer label {raw!r} but no mapping is known for this source")
+        if int(raw) < 0:
+            return -1  # the hub marks unlabelled rows with -1
+        return LABEL_TO_ID[names[int(raw)]]
+    raise DataError(f"{source}: unreadable label {raw!r}")
+
+
+@dataclass
+class ReadReport:
+    """What a reader dropped, for the data-inspection stage."""
+
+    source: str
+    rows_read: int = 0
+    dropped_no_consensus: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "rows_read": self.rows_read,
+                "dropped_no_consensus": self.dropped_no_consensus, "notes": "; ".join(self.notes)}
+
+
+# ---- XNLI ------------------------------------------------------------------------------------
+OFFICIAL_REQUIRED = ("language", "gold_label", "sentence1", "sentence2", "promptID", "pairID")
+
+
+def read_xnli_official(folder: str | Path, *, split: str, languages: Iterable[str]) -> pd.DataFrame:
+    """Read the official XNLI-1.0 ``xnli.{split}.tsv`` (or ``.jsonl``) from ``folder``."""
+    folder = Path(folder)
+    tsv, jsonl = folder / f"xnli.{split}.tsv", folder / f"xnli.{split}.jsonl"
+    if tsv.is_file():
+        with tsv.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        path = tsv
+    elif jsonl.is_file():
+        rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+        path = jsonl
+    else:
+        raise DataError(
+            f"XNLI {split} not found: neither {tsv} nor {jsonl} exists; point xnli.path at the "
+            "unpacked XNLI-1.0 folder (it holds xnli.dev.tsv and xnli.test.tsv)"
+        )
+    if not rows:
+        raise DataError(f"{path} holds no rows")
+    missing = [c for c in OFFICIAL_REQUIRED if c not in rows[0]]
+    if missing:
+        raise DataError(f"{path}: not the official XNLI-1.0 layout, missing column(s) {', '.join(missing)}")
+    wanted = list(languages)
+    frame = pd.DataFrame({
+        "lang": [r["language"] for r in rows],
+        "id": [str(r["pairID"]) for r in rows],
+        "premise_id": [str(r["promptID"]) for r in rows],
+        "premise": [r["sentence1"] for r in rows],
+        "hypothesis": [r["sentence2"] for r in rows],
+        "label": [canonical_label(r["gold_label"], source=str(path)) for r in rows],
+    })
+    found = set(frame["lang"])
+    absent = [lang for lang in wanted if lang not in found]
+    if absent:
+        raise DataError(f"{path}: no rows for language(s) {', '.join(absent)}")
+    return frame[frame["lang"].isin(wanted)].reset_index(drop=True)
+
+
+def load_xnli_hub(hub_id: str, *, split: str, languages: Iterable[str],
+                  revision: str | None = None) -> pd.DataFrame:
+    """Load XNLI from the hub, one config per language (``facebook/xnli``, split dev -> validation)."""
+    require_hub(
+        f"XNLI ({hub_id})",
+        fix="Download XNLI-1.0 once and set xnli.source: official with xnli.path: <its folder>, "
+            "or use xnli.source: sample.",
+    )
+    import datasets
+
+    hub_split = {"dev": "validation"}.get(split, split)
+    frames = []
+    for lang in languages:
+        ds = datasets.load_dataset(hub_id, lang, split=hub_split, revision=revision)
+        names = ds.features["label"].names
+        if list(names) != list(INT_LABELS["hub:facebook/xnli"]):
+            raise DataError(f"{hub_id}: unexpected label names {names}")
+        df = ds.to_pandas()
+        frames.append(pd.DataFrame({
+            "lang": lang,
+            "id": [f"{split}-{i}" for i in range(len(df))],
+            "premise_id": _premise_ids(df["premise"].tolist(), split),
+            "premise": df["premise"], "hypothesis": df["hypothesis"],
+            "label": [canonical_label(int(x), source=f"hub:{hub_id}") for x in df["label"]],
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _premise_ids(premises: list[str], prefix: str) -> list[str]:
+    """Ids that change where the premise changes (XNLI rows come in runs of one premise)."""
+    ids, current, last = [], -1, None
+    for text in premises:
+        if text.strip() != last:
+            current += 1
+            last = text.strip()
+        ids.append(f"{prefix}-p{current}")
+    return ids
+
+
+def check_parallel(frame: pd.DataFrame) -> None:
+    """Raise ``DataError`` unless every language has the same item ids, premise ids and labels."""
+    langs = sorted(frame["lang"].unique())
+    if len(langs) < 2:
+        return
+    ref = frame[frame["lang"] == langs[0]].set_index("id")
+    for lang in langs[1:]:
+        other = frame[frame["lang"] == lang].set_index("id")
+        if list(other.index) != list(ref.index):
+            raise DataError(f"XNLI languages are not parallel: item ids of {lang!r} differ from {langs[0]!r}")
+        if (other["premise_id"] != ref["premise_id"]).any():
+            raise DataError(f"XNLI languages are not parallel: premise ids of {lang!r} differ")
+        if (other["label"] != ref["label"]).any():
+            raise DataError(f"XNLI languages are not parallel: labels of {lang!r} differ")
+
+
+def cap_items(frame: pd.DataFrame, max_items: int | None) -> pd.DataFrame:
+    """Keep the first ``max_items`` items of every language (the same ids everywhere)."""
+    if max_items is None:
+        return frame
+    first_lang = frame["lang"].iloc[0]
+    keep = frame.loc[frame["lang"] == first_lang, "id"].iloc[:max_items]
+    return frame[frame["id"].isin(set(keep))].reset_index(drop=True)
+
+
+# ---- MultiNLI / NLI training data --------------------------------------------------------------
+def read_nli_jsonl(path: str | Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+    """Read JSONL ``{premise, hypothesis, label}`` (label words); drop and count ``-`` labels."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"NLI file {path} not found")
+    rows = []
+    report = report or ReadReport(str(path))
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            premise, hypothesis, label = row["premise"], row["hypothesis"], row["label"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise DataError(
+                f"{path}, line {n}: expected a JSON object with premise, hypothesis, label ({err})"
+            ) from None
+        report.rows_read += 1
+        if isinstance(label, str) and label.strip() == NO_CONSENSUS:
+            report.dropped_no_consensus += 1
+            continue
+        rows.append((premise, hypothesis, canonical_label(label, source=str(path))))
+    if not rows:
+        raise DataError(f"{path} holds no labelled pairs")
+    return pd.DataFrame(rows, columns=["premise", "hypothesis", "label"])
+
+
+def load_mnli_hub(hub_id: str, *, split: str, max_examples: int | None,
+                  report: ReadReport | None = None) -> pd.DataFrame:
+    """Load MultiNLI from the hub (``nyu-mll/multi_nli``); rows labelled -1 are dropped and counted."""
+    require_hub(
+        f"MultiNLI ({hub_id})",
+        fix="Set mnli.source: jsonl with mnli.path: <a JSONL file of premise, hypothesis, label>, "
+            "or use mnli.source: sample.",
+    )
+    import datasets
+
+    ds = datasets.load_dataset(hub_id, split=split)
+    df = ds.to_pandas()
+    report = report or ReadReport(f"hub:{hub_id}")
+    report.rows_read += len(df)
+    labels = [canonical_label(int(x), source=f"hub:{hub_id}") for x in df["label"]]
+    frame = pd.DataFrame({"premise": df["premise"], "hypothesis": df["hypothesis"], "label": labels})
+    report.dropped_no_consensus += int((frame["label"] < 0).sum())
+    frame = frame[frame["label"] >= 0].reset_index(drop=True)
+    return frame.iloc[:max_examples] if max_examples else frame
+
+
+def subsample(frame: pd.DataFrame, n: int | None, *, seed: int = 0) -> pd.DataFrame:
+    """A seeded random subset of ``n`` rows (all rows when ``n`` is None or larger)."""
+    if n is None or n >= len(frame):
+        return frame.reset_index(drop=True)
+    return frame.sample(n=n, random_state=seed).sort_index().reset_index(drop=True)
+
+
+# ---- the study's data, as the params name it ------------------------------------------------------
+def sample_folder(config, run_dir: str | Path) -> Path:
+    """The run's copy of the synthetic sample, written on first use (``xnli_study.sample``)."""
+    from .sample import write_sample
+
+    folder = Path(run_dir) / "data" / "sample"
+    if not (folder / "README.md").is_file():
+        write_sample(folder, test_items=config.xnli.sample_items)
+    return folder
+
+
+def load_xnli(config, *, split: str, run_dir: str | Path) -> pd.DataFrame:
+    """XNLI ``split`` (dev or test) for the params' languages, checked parallel and capped."""
+    x = config.xnli
+    languages = config.languages
+    if x.source == "sample":
+        frame = read_xnli_official(sample_folder(config, run_dir) / "xnli", split=split, languages=languages)
+    elif x.source == "official":
+        if not x.path:
+            raise DataError("xnli.source is 'official' but xnli.path is not set; set it to the XNLI-1.0 folder")
+        frame = read_xnli_official(config.path(x.path), split=split, languages=languages)
+    else:
+        frame = load_xnli_hub(x.hub_id, split=split, languages=languages)
+    frame = cap_items(frame, x.max_items)
+    check_parallel(frame)
+    return frame
+
+
+def load_mnli(config, *, run_dir: str | Path, report: ReadReport | None = None) -> pd.DataFrame:
+    """English MultiNLI training pairs for the target stage, subsampled to ``mnli.max_examples``."""
+    m = config.mnli
+    if m.source == "sample":
+        path = sample_folder(config, run_dir) / "mnli" / "train.jsonl"
+        frame = read_nli_jsonl(path, report=report)
+    elif m.source == "jsonl":
+        if not m.path:
+            raise DataError("mnli.source is 'jsonl' but mnli.path is not set; set it to a JSONL file")
+        frame = read_nli_jsonl(config.path(m.path), report=report)
+    else:
+        frame = load_mnli_hub(m.hub_id, split=m.split, max_examples=None, report=report)
+    return subsample(frame, m.max_examples)

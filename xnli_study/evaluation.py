@@ -1,0 +1,84 @@
+"""Zero-shot XNLI evaluation: per-example predictions and the accuracy tables built from them.
+
+Predictions are kept one row per (condition, seed, language, item) so that every statistic can
+be recomputed from them (STUDY.md section 3). Accuracies are in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from .models import pick_device
+
+
+@torch.no_grad()
+def predict(model, tokenizer, frame: pd.DataFrame, *, batch_size: int = 64, max_length: int = 128,
+            device: str = "auto", progress: bool = False, desc: str = "predict") -> np.ndarray:
+    """Class probabilities ``(n_rows, n_labels)`` for ``frame`` (``premise, hypothesis``).
+
+    Rows are batched by length (shortest first) and padded per batch; results come back in input
+    order.
+    """
+    dev = pick_device(device)
+    model = model.to(dev).eval()
+    enc = tokenizer(frame["premise"].tolist(), frame["hypothesis"].tolist(), truncation=True,
+                    max_length=max_length)
+    order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")
+    out = np.zeros((len(frame), model.config.num_labels), dtype=np.float32)
+    starts = range(0, len(order), batch_size)
+    for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
+        idx = order[start:start + batch_size]
+        batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc.keys()}, return_tensors="pt")
+        logits = model(**{k: v.to(dev) for k, v in batch.items()}).logits
+        out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
+    return out
+
+
+def predictions_table(frame: pd.DataFrame, probs: np.ndarray, **keys) -> pd.DataFrame:
+    """Per-example predictions: ``keys`` (e.g. condition, seed) + lang, id, label, pred, correct."""
+    pred = probs.argmax(-1)
+    table = pd.DataFrame({
+        **{k: v for k, v in keys.items()},
+        "lang": frame["lang"].values, "id": frame["id"].values,
+        "label": frame["label"].values, "pred": pred,
+        "correct": (pred == frame["label"].values),
+    })
+    for j in range(probs.shape[1]):
+        table[f"p{j}"] = probs[:, j]
+    return table
+
+
+def accuracy_table(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy per (condition, seed, lang) from a predictions table: columns ... accuracy, n."""
+    keys = [c for c in ("condition", "seed") if c in predictions.columns] + ["lang"]
+    grouped = predictions.groupby(keys, sort=False)["correct"]
+    return grouped.agg(accuracy="mean", n="size").reset_index()
+
+
+def transfer_summary(accuracy: pd.DataFrame, *, languages: list[str]) -> pd.DataFrame:
+    """Per (condition, seed): avg over all languages, avg over non-English, English, transfer gap.
+
+    ``transfer_gap`` = acc(en) - mean(acc(X)) over the non-English languages.
+    """
+    rows = []
+    for (condition, seed), group in accuracy.groupby(["condition", "seed"], sort=False):
+        acc = group.set_index("lang")["accuracy"]
+        others = [lang for lang in languages if lang != "en" and lang in acc.index]
+        rows.append({
+            "condition": condition, "seed": seed, "en": float(acc.get("en", np.nan)),
+            "avg_all": float(acc[[lang for lang in languages if lang in acc.index]].mean()),
+            "avg_non_en": float(acc[others].mean()) if others else np.nan,
+            "transfer_gap": float(acc.get("en", np.nan) - acc[others].mean()) if others else np.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def mean_over_seeds(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation (ddof=1; 0 with one seed) of accuracy per condition and language."""
+    grouped = accuracy.groupby(["condition", "lang"], sort=False)["accuracy"]
+    out = grouped.agg(mean="mean", sd="std", seeds="count").reset_index()
+    out["sd"] = out["sd"].fillna(0.0)
+    return out

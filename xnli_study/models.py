@@ -1,0 +1,216 @@
+"""Encoders: the in-process ``tiny`` model, hub ids and local folders; saving the encoder only.
+
+The pretrained encoder P is named once in the params (``encoder.name``):
+
+* ``tiny``: a WordPiece tokenizer trained with ``tokenizers`` on the run's training text, and a small
+  BERT built from a config with a fixed seed; saved to ``<run>/models/pretrained``;
+* a hub id (``FacebookAI/xlm-roberta-base``): loaded with ``transformers`` (from the local cache
+  when the hub cannot be reached; otherwise a clear error within seconds);
+* a local folder holding ``config.json`` and weights, loaded with ``from_pretrained``.
+
+Between stages only the encoder passes on: :func:`save_encoder` writes ``model.base_model`` and
+the tokenizer, so a model loaded from that folder for another task gets a freshly initialised head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+from .config import looks_like_path
+from .errors import DataError, HubUnavailableError, ParamsError
+from .files import atomic_dir
+from .hub import hub_reachable
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' info and warnings (e.g. the expected 'newly initialized' head)."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def build_tiny_tokenizer(texts: Iterable[str], *, vocab_size: int):
+    """Train a cased WordPiece tokenizer on ``texts``; return a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+                                        show_progress=False)
+    tok.train_from_iterator(texts, trainer)
+    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]",
+                                   cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+
+
+def build_tiny_encoder(settings, *, vocab_size: int, seed: int = 0):
+    """A small BERT encoder (``transformers.BertModel``) with weights drawn from ``seed``."""
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=vocab_size, hidden_size=settings.hidden_size,
+        num_hidden_layers=settings.num_layers, num_attention_heads=settings.num_heads,
+        intermediate_size=settings.intermediate_size, max_position_embeddings=settings.max_position,
+        hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+    )
+    torch.manual_seed(seed)
+    return BertModel(config)
+
+
+def resolve_encoder_name(config) -> str:
+    """The name to pass to ``from_pretrained`` for P; checks folders and hub ids early.
+
+    Raises ``ParamsError`` for a folder that does not exist or holds no model, and
+    ``HubUnavailableError`` for a hub id that is neither reachable nor cached.
+    """
+    name = config.encoder.name
+    if name == "tiny":
+        return str(Path(config.run_dir) / "models" / "pretrained")
+    candidate = config.path(name)
+    if looks_like_path(name) or candidate.is_dir():
+        if not candidate.is_dir():
+            raise ParamsError(f"encoder.name: folder {str(candidate)!r} does not exist; give a hub id, "
+                              "a folder holding config.json and weights, or 'tiny'")
+        if not (candidate / "config.json").is_file():
+            raise ParamsError(f"encoder.name: {str(candidate)!r} holds no config.json; it is not a "
+                              "transformers model folder")
+        return str(candidate)
+    if name.count("/") != 1 and not name.replace("-", "").replace("_", "").isalnum():
+        raise ParamsError(f"encoder.name: {name!r} is neither 'tiny', a folder, nor a hub id "
+                          "such as 'FacebookAI/xlm-roberta-base'")
+    if not hub_reachable():
+        from transformers import AutoConfig
+
+        try:
+            AutoConfig.from_pretrained(name, revision=config.encoder.revision, local_files_only=True)
+        except (OSError, ValueError):
+            raise HubUnavailableError(
+                f"encoder {name!r} must be downloaded from the Hugging Face hub, which cannot be "
+                "reached (offline?), and it is not in the local cache. Download it once with "
+                f"`hf download {name} --local-dir <folder>` on a machine online and set "
+                "encoder.name: <folder>, or use encoder.name: tiny."
+            ) from None
+    return name
+
+
+def prepare_pretrained(config, *, texts: Iterable[str] | None = None) -> str:
+    """Make P available and return its ``from_pretrained`` name.
+
+    For ``tiny`` this trains the tokenizer on ``texts`` and saves tokenizer and encoder to
+    ``<run>/models/pretrained`` (once; later calls reuse it).
+    """
+    name = resolve_encoder_name(config)
+    if config.encoder.name != "tiny":
+        return name
+    folder = Path(name)
+    if (folder / "config.json").is_file():
+        return name
+    if texts is None:
+        raise DataError("the tiny encoder has not been built yet: run the data stage first")
+    tiny = config.encoder.tiny
+    tokenizer = build_tiny_tokenizer(texts, vocab_size=tiny.vocab_size)
+    model = build_tiny_encoder(tiny, vocab_size=len(tokenizer), seed=tiny.seed)
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return name
+
+
+def load_tokenizer(name: str, *, revision: str | None = None):
+    from transformers import AutoTokenizer
+
+    with quiet_transformers():
+        return AutoTokenizer.from_pretrained(name, revision=revision,
+                                             local_files_only=not hub_reachable())
+
+
+def load_encoder(name: str, *, revision: str | None = None):
+    """The bare encoder (``AutoModel``) of a checkpoint, in eval mode; heads are dropped."""
+    from transformers import AutoModel
+
+    with quiet_transformers():
+        model = AutoModel.from_pretrained(name, revision=revision, local_files_only=not hub_reachable())
+    return model.eval()
+
+
+def load_classifier(name: str, *, num_labels: int, seed: int, label_names: tuple[str, ...] | None = None,
+                    revision: str | None = None):
+    """An ``AutoModelForSequenceClassification`` on the encoder in ``name``.
+
+    When ``name`` holds an encoder only (see :func:`save_encoder`), the head is freshly initialised
+    from ``seed``, so the same seed gives the same head.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    kwargs = {}
+    if label_names:
+        kwargs = {"id2label": dict(enumerate(label_names)),
+                  "label2id": {n: i for i, n in enumerate(label_names)}}
+    torch.manual_seed(seed)
+    with quiet_transformers():
+        return AutoModelForSequenceClassification.from_pretrained(
+            name, num_labels=num_labels, revision=revision, local_files_only=not hub_reachable(),
+            **kwargs,
+        )
+
+
+def save_encoder(model, tokenizer, folder: str | Path) -> Path:
+    """Save the encoder only (``model.base_model``, no task head) and the tokenizer, atomically."""
+    folder = Path(folder)
+    encoder = model.base_model
+    with atomic_dir(folder) as tmp:
+        encoder.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return folder
+
+
+def save_model(model, tokenizer, folder: str | Path) -> Path:
+    """Save a whole model (encoder and head) and its tokenizer, atomically."""
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+    return folder
+
+
+def weights_fingerprint(model) -> str:
+    """SHA-256 of every parameter and buffer of ``model``: changes whenever any weight changes."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:20]
+
+
+def pick_device(device: str) -> torch.device:
+    """``auto`` -> cuda, then mps, then cpu; an explicit device must exist."""
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ParamsError("device: 'cuda' but no CUDA GPU is visible; use device: auto or cpu")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ParamsError("device: 'mps' but MPS is not available; use device: auto or cpu")
+    return torch.device(device)

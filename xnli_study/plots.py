@@ -1,0 +1,153 @@
+"""Figures of the study. Each function takes a tidy table and returns a matplotlib ``Figure``."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .languages import NLI_LABELS, XNLI_LANGUAGES
+
+METRIC_TITLES = {
+    "retrieval": "retrieval acc@1 (mean of en→X and X→en)",
+    "retrieval_centered": "centered retrieval acc@1 (mean of both directions)",
+    "retrieval_en_to_x": "retrieval acc@1 en→X", "retrieval_x_to_en": "retrieval acc@1 X→en",
+    "retrieval_centered_en_to_x": "centered retrieval en→X",
+    "retrieval_centered_x_to_en": "centered retrieval X→en",
+    "cka": "linear CKA (en vs X)", "cosine_margin": "translation cosine margin",
+    "language_id": "language-identity probe accuracy (lower = more neutral)",
+}
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def _lang_order(langs) -> list[str]:
+    present = set(langs)
+    return [lang for lang in XNLI_LANGUAGES if lang in present]
+
+
+def label_balance(counts: pd.DataFrame, *, split: str) -> plt.Figure:
+    """Stacked bars: items per label for each language of ``split``."""
+    data = counts[counts["split"] == split].set_index("lang").loc[_lang_order(counts["lang"])]
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    data[list(NLI_LABELS)].plot.bar(stacked=True, ax=ax, width=0.8,
+                                    color=sns.color_palette("Set2", 3))
+    ax.set(title=f"XNLI {split}: items per label and language", xlabel="", ylabel="items")
+    ax.legend(ncol=3, loc="lower right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def token_lengths(lengths: pd.DataFrame, *, split: str) -> plt.Figure:
+    """Mean sentence length in tokens (the encoder's tokenizer) per language, premises and hypotheses."""
+    data = lengths[lengths["split"] == split]
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    sns.barplot(data=data, x="lang", y="mean_tokens", hue="field", order=_lang_order(data["lang"]), ax=ax)
+    ax.set(title=f"XNLI {split}: mean length in tokens", xlabel="", ylabel="tokens")
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(log: pd.DataFrame, *, title: str) -> plt.Figure:
+    """Training loss per step (one line per condition and seed), and evaluation accuracy if logged."""
+    has_eval = "eval_accuracy" in log and log["eval_accuracy"].notna().any()
+    fig, axes = plt.subplots(1, 2 if has_eval else 1, figsize=(10 if has_eval else 6, 3.4), squeeze=False)
+    data = log.assign(run=log["condition"].astype(str) + " / seed " + log["seed"].astype(str))
+    loss = data.dropna(subset=["loss"]) if "loss" in data else data.iloc[:0]
+    if len(loss):
+        sns.lineplot(data=loss, x="step", y="loss", hue="run", ax=axes[0, 0], legend=True)
+    axes[0, 0].set(title=f"{title}: training loss", xlabel="step", ylabel="loss")
+    if has_eval:
+        ev = data.dropna(subset=["eval_accuracy"])
+        sns.lineplot(data=ev, x="step", y="eval_accuracy", hue="run", marker="o", ax=axes[0, 1], legend=False)
+        axes[0, 1].set(title=f"{title}: selection accuracy", xlabel="step", ylabel="accuracy")
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_by_language(accuracy: pd.DataFrame, *, chance: float = 1 / 3) -> plt.Figure:
+    """Zero-shot accuracy per language and condition; bars are seed means, whiskers one sd."""
+    order = _lang_order(accuracy["lang"])
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    sns.barplot(data=accuracy, x="lang", y="accuracy", hue="condition", order=order,
+                errorbar="sd", capsize=0.1, err_kws={"linewidth": 1}, ax=ax)
+    ax.axhline(chance, color="0.4", ls="--", lw=1, label="chance")
+    ax.set(title="XNLI zero-shot accuracy by language (mean ± sd over seeds)", xlabel="",
+           ylabel="accuracy", ylim=(0, 1))
+    ax.legend(fontsize=8, ncol=4, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def alignment_heatmaps(table: pd.DataFrame, *, stage: str, metrics=("retrieval", "retrieval_centered",
+                       "cka", "cosine_margin"), headline_layer: int | None = None) -> plt.Figure:
+    """Layer x language heatmaps of ``metrics`` for one stage (mean over seeds and conditions)."""
+    data = table[(table["stage"] == stage) & table["metric"].isin(metrics)]
+    order = _lang_order(data["lang"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.6), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        grid = (data[data["metric"] == metric].groupby(["layer", "lang"])["value"].mean()
+                .unstack("lang").reindex(columns=order).sort_index(ascending=False))
+        sns.heatmap(grid, ax=ax, cmap="viridis", vmin=0 if metric != "cosine_margin" else None,
+                    vmax=1 if metric != "cosine_margin" else None, cbar=True)
+        ax.set(title=METRIC_TITLES.get(metric, metric), xlabel="", ylabel="layer")
+        ax.title.set_fontsize(9)
+        if headline_layer is not None and headline_layer in grid.index:
+            row = list(grid.index).index(headline_layer)
+            ax.axhline(row, color="white", lw=1.5)
+            ax.axhline(row + 1, color="white", lw=1.5)
+    fig.suptitle(f"{stage} encoder(s): alignment by layer and language", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def alignment_curves(table: pd.DataFrame, *, metrics=("retrieval", "retrieval_centered", "cka",
+                     "cosine_margin", "language_id"), headline_layer: int | None = None) -> plt.Figure:
+    """Curves over layers: each metric averaged over the non-English languages, one line per
+    stage and condition (band: sd over seeds)."""
+    data = table[table["metric"].isin(metrics)].copy()
+    data["encoder"] = np.where(data["stage"] == "pretrained", "P",
+                               data["stage"].str[0].str.upper() + "[" + data["condition"] + "]")
+    per_seed = data.groupby(["encoder", "stage", "seed", "layer", "metric"], as_index=False)["value"].mean()
+    present = [m for m in metrics if m in set(per_seed["metric"])]
+    fig, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 3.4), squeeze=False)
+    for i, (ax, metric) in enumerate(zip(axes[0], present)):
+        sns.lineplot(data=per_seed[per_seed["metric"] == metric], x="layer", y="value",
+                     hue="encoder", style="stage", errorbar="sd", ax=ax, legend=i == len(present) - 1)
+        if headline_layer is not None:
+            ax.axvline(headline_layer, color="0.5", ls=":", lw=1)
+        ax.set(title=METRIC_TITLES.get(metric, metric), ylabel="", xlabel="layer")
+        ax.title.set_fontsize(9)
+    if len(present):
+        axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    fig.suptitle("Alignment over layers (mean over the non-English languages)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def alignment_change_heatmaps(changes: pd.DataFrame, *, comparison: str,
+                              metrics=("retrieval", "retrieval_centered", "cka")) -> plt.Figure:
+    """Layer x language heatmaps of a change between stages: one row per metric, one column per
+    condition; red = the later stage is more aligned."""
+    data = changes[(changes["comparison"] == comparison) & changes["metric"].isin(metrics)]
+    conds = list(dict.fromkeys(data["condition"])) or ["(none)"]
+    fig, axes = plt.subplots(len(metrics), len(conds), figsize=(4.6 * len(conds), 3.0 * len(metrics)),
+                             squeeze=False)
+    order = _lang_order(data["lang"])
+    for i, metric in enumerate(metrics):
+        part = data[data["metric"] == metric]
+        lim = float(np.nanmax(np.abs(part["delta"]))) if len(part) else 1.0
+        for j, cond in enumerate(conds):
+            ax = axes[i, j]
+            grid = (part[part["condition"] == cond].pivot_table(index="layer", columns="lang", values="delta")
+                    .reindex(columns=order).sort_index(ascending=False))
+            if grid.empty:
+                ax.axis("off")
+                continue
+            sns.heatmap(grid, ax=ax, cmap="RdBu_r", center=0, vmin=-lim or -1, vmax=lim or 1)
+            ax.set(title=f"{cond}: {METRIC_TITLES.get(metric, metric)}", xlabel="", ylabel="layer")
+            ax.title.set_fontsize(8)
+    fig.suptitle(f"Change in alignment: {comparison}", fontsize=11)
+    fig.tight_layout()
+    return fig

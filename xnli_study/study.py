@@ -1,0 +1,296 @@
+"""The study's stages as functions: what each notebook calls, one function per stage.
+
+Each function takes a :class:`~xnli_study.pipeline.StageRun` (config, run folder, writers), does the
+stage's work, writes its tables and returns them for the notebook to show and plot.
+
+Model folders in a run::
+
+    models/pretrained/                      P, for encoder.name = tiny (else the hub id / folder)
+    models/<task>/seed<k>/intermediate/     I_t: the encoder only (the task head is dropped)
+    models/<condition>/seed<k>/final/       F_t: encoder + NLI head, selected on English dev
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from . import alignment as al
+from .data import ReadReport, load_mnli, load_xnli
+from .errors import DataError
+from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
+from .languages import NLI_LABELS
+from .models import load_classifier, load_tokenizer, prepare_pretrained, save_encoder, save_model
+from .tasks import get_task, load_task
+from .training import fine_tune, nli_as_pairs
+
+log = logging.getLogger("xnli_study")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One encoder whose alignment is measured."""
+
+    stage: str  # "pretrained", "intermediate" or "final"
+    condition: str  # task name, "none", or "-" for P
+    seed: int | None
+    path: str
+
+    @property
+    def label(self) -> str:
+        if self.stage == "pretrained":
+            return "P"
+        return f"{'I' if self.stage == 'intermediate' else 'F'}[{self.condition}] seed {self.seed}"
+
+
+def model_dir(run_dir: Path, condition: str, seed: int, kind: str) -> Path:
+    return Path(run_dir) / "models" / condition / f"seed{seed}" / kind
+
+
+def pretrained_name(config) -> str:
+    return prepare_pretrained(config)
+
+
+def checkpoints(config, run_dir: Path) -> list[Checkpoint]:
+    """P, every I_t and every F_t of the params, in the order the study reports them."""
+    out = [Checkpoint("pretrained", "-", None, pretrained_name(config))]
+    for cond in config.intermediate_conditions:
+        for seed in config.seeds:
+            out.append(Checkpoint("intermediate", cond, seed, str(model_dir(run_dir, cond, seed, "intermediate"))))
+    for cond in config.conditions:
+        for seed in config.seeds:
+            out.append(Checkpoint("final", cond, seed, str(model_dir(run_dir, cond, seed, "final"))))
+    return out
+
+
+# ---- stage 1: data -----------------------------------------------------------------------------
+def inspect_data(run) -> dict[str, pd.DataFrame]:
+    """Load every data source, prepare P, and describe the data: counts, balance, lengths, parallelism."""
+    config, run_dir = run.config, run.run_dir
+    splits = sorted({"dev", config.xnli.eval_split, config.alignment.probe_split})
+    xnli = {split: load_xnli(config, split=split, run_dir=run_dir) for split in splits}
+    mnli_report = ReadReport(f"mnli:{config.mnli.source}")
+    mnli = load_mnli(config, run_dir=run_dir, report=mnli_report)
+    tasks = {name: load_task(name, config, run_dir=run_dir) for name in config.intermediate_conditions}
+
+    texts = list(mnli["premise"]) + list(mnli["hypothesis"])
+    for frame in tasks.values():
+        texts += list(frame["text_a"]) + [t for t in frame["text_b"] if t]
+    texts += list(xnli["dev"]["premise"].unique()) + list(xnli["dev"]["hypothesis"])
+    name = prepare_pretrained(config, texts=texts)
+    tokenizer = load_tokenizer(name, revision=config.encoder.revision)
+    if config.encoder.name == "tiny":
+        run.output(Path(name))
+
+    counts, lengths = [], []
+    unk = tokenizer.unk_token_id
+    for split, frame in xnli.items():
+        for lang, group in frame.groupby("lang", sort=False):
+            labels = group["label"].map(dict(enumerate(NLI_LABELS))).fillna("unlabelled")
+            row = {"split": split, "lang": lang, "items": len(group),
+                   "distinct_premises": group["premise_id"].nunique(),
+                   "duplicate_pairs": int(group.duplicated(subset=["premise", "hypothesis"]).sum())}
+            row.update({name: int((labels == name).sum()) for name in (*NLI_LABELS, "unlabelled")})
+            counts.append(row)
+            for field in ("premise", "hypothesis"):
+                texts_f = group[field].unique() if field == "premise" else group[field]
+                ids = tokenizer(list(texts_f), add_special_tokens=False)["input_ids"]
+                n_tokens = np.array([len(x) for x in ids])
+                n_words = np.array([max(1, len(t.split())) for t in texts_f])
+                unk_share = (sum(int(np.sum(np.array(x) == unk)) for x in ids) / max(1, n_tokens.sum())
+                             if unk is not None else 0.0)
+                lengths.append({"split": split, "lang": lang, "field": field,
+                                "sentences": len(texts_f), "mean_tokens": float(n_tokens.mean()),
+                                "p95_tokens": float(np.percentile(n_tokens, 95)),
+                                "tokens_per_word": float((n_tokens / n_words).mean()),
+                                "unk_share": float(unk_share)})
+    training = [{"dataset": "mnli", "source": config.mnli.source, **mnli_report.as_dict(),
+                 "used": len(mnli), **_balance(mnli["label"], NLI_LABELS)}]
+    for task_name, frame in tasks.items():
+        spec = get_task(task_name)
+        training.append({"dataset": task_name, "source": config.task_data(task_name).source,
+                         "rows_read": len(frame), "used": len(frame),
+                         **_balance(frame["label"], spec.label_names)})
+    parallel = _parallel_summary(xnli)
+    tables = {
+        "xnli_counts": pd.DataFrame(counts), "token_lengths": pd.DataFrame(lengths),
+        "training_data": pd.DataFrame(training).fillna(0), "parallel": parallel,
+    }
+    for key, frame in tables.items():
+        run.save_table(f"{key}.csv", frame)
+    examples = xnli["dev"].groupby("lang", sort=False).head(1)[["lang", "premise", "hypothesis", "label"]]
+    run.save_table("xnli_examples.csv", examples)
+    tables["examples"] = examples
+    return tables
+
+
+def _balance(labels: pd.Series, names) -> dict[str, int]:
+    return {f"label_{n}": int((labels == i).sum()) for i, n in enumerate(names)}
+
+
+def _parallel_summary(xnli: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    rows = []
+    for split, frame in xnli.items():
+        ids = frame.groupby("lang", sort=False)["id"].apply(tuple)
+        labels = frame.groupby("lang", sort=False)["label"].apply(tuple)
+        rows.append({"split": split, "languages": len(ids),
+                     "same_items_in_every_language": bool(ids.nunique() == 1),
+                     "same_labels_in_every_language": bool(labels.nunique() == 1),
+                     "items_per_language": len(ids.iloc[0])})
+    return pd.DataFrame(rows)
+
+
+# ---- stage 2: intermediate training ------------------------------------------------------------
+def train_intermediate(run) -> dict[str, pd.DataFrame]:
+    """Fine-tune P on each intermediate task with every seed; save the encoder only."""
+    config, run_dir = run.config, run.run_dir
+    p_name = pretrained_name(config)
+    tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
+    logs, results = [], []
+    jobs = [(c, s) for c in config.intermediate_conditions for s in config.seeds]
+    for cond, seed in tqdm(jobs, desc="intermediate tasks", disable=not jobs):
+        spec = get_task(cond)
+        data = load_task(cond, config, run_dir=run_dir)
+        held = data.sample(frac=0.1, random_state=seed) if len(data) >= 20 else data.iloc[:0]
+        train = data.drop(held.index)
+        log.info("intermediate %s, seed %d: %d training examples", cond, seed, len(train))
+        model = load_classifier(p_name, num_labels=spec.num_labels, label_names=spec.label_names,
+                                seed=seed, revision=config.encoder.revision)
+        started = time.perf_counter()
+        result = fine_tune(model=model, tokenizer=tokenizer, train=train, seed=seed,
+                           settings=config.training.intermediate, device=config.device,
+                           eval_frame=held if len(held) else None, select_best=False,
+                           work_dir=run_dir / "tmp")
+        out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
+        run.output(out)
+        last_eval = result.log["eval_accuracy"].dropna() if "eval_accuracy" in result.log else pd.Series(dtype=float)
+        results.append({"condition": cond, "seed": seed, "train_examples": len(train),
+                        "heldout_examples": len(held),
+                        "heldout_accuracy": float(last_eval.iloc[-1]) if len(last_eval) else np.nan,
+                        "chance": 1 / spec.num_labels,
+                        "seconds": round(time.perf_counter() - started, 2)})
+        logs.append(result.log.assign(condition=cond, seed=seed))
+    log_table = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(
+        columns=["condition", "seed", "step", "epoch", "loss"])
+    tables = {"intermediate_log": log_table, "intermediate_results": pd.DataFrame(
+        results, columns=["condition", "seed", "train_examples", "heldout_examples",
+                          "heldout_accuracy", "chance", "seconds"])}
+    for key, frame in tables.items():
+        run.save_table(f"{key}.csv", frame)
+    return tables
+
+
+# ---- stage 3: MNLI fine-tuning and zero-shot XNLI ------------------------------------------------
+def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
+    """For every condition and seed: I_t + fresh head on English MNLI, selected on English dev;
+    then zero-shot evaluation on every language. Keeps per-example predictions."""
+    config, run_dir = run.config, run.run_dir
+    p_name = pretrained_name(config)
+    tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
+    mnli = nli_as_pairs(load_mnli(config, run_dir=run_dir))
+    dev = load_xnli(config, split="dev", run_dir=run_dir)
+    dev_en = nli_as_pairs(dev[dev["lang"] == "en"])
+    if (dev_en["label"] < 0).any():
+        raise DataError("English XNLI dev has unlabelled rows; model selection needs labels")
+    test = load_xnli(config, split=config.xnli.eval_split, run_dir=run_dir)
+    if (test["label"] < 0).any():
+        raise DataError(
+            f"XNLI {config.xnli.eval_split} has no labels (XTREME test files carry none); evaluate on "
+            "a labelled source or set xnli.eval_split: dev")
+    settings = config.training.mnli
+    predictions, logs, selection = [], [], []
+    jobs = [(c, s) for c in config.conditions for s in config.seeds]
+    for cond, seed in tqdm(jobs, desc="MNLI fine-tuning + XNLI"):
+        start = p_name if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
+        model = load_classifier(start, num_labels=len(NLI_LABELS), label_names=NLI_LABELS, seed=seed,
+                                revision=config.encoder.revision if cond == "none" else None)
+        started = time.perf_counter()
+        result = fine_tune(model=model, tokenizer=tokenizer, train=mnli, seed=seed,
+                           settings=settings, device=config.device, eval_frame=dev_en,
+                           select_best=True, work_dir=run_dir / "tmp")
+        run.output(save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final")))
+        probs = predict(result.model, tokenizer, test, batch_size=settings.eval_batch_size,
+                        max_length=settings.max_length, device=config.device)
+        predictions.append(predictions_table(test, probs, condition=cond, seed=seed))
+        logs.append(result.log.assign(condition=cond, seed=seed))
+        selection.append({"condition": cond, "seed": seed, "best_step": result.best_step,
+                          "dev_en_accuracy": result.best_metric, "train_examples": len(mnli),
+                          "seconds": round(time.perf_counter() - started, 2)})
+    preds = pd.concat(predictions, ignore_index=True)
+    acc = accuracy_table(preds)
+    tables = {
+        "accuracy": acc, "accuracy_mean": mean_over_seeds(acc),
+        "transfer_summary": transfer_summary(acc, languages=config.languages),
+        "mnli_log": pd.concat(logs, ignore_index=True), "selection": pd.DataFrame(selection),
+    }
+    run.save_table("predictions.parquet", preds)
+    for key, frame in tables.items():
+        run.save_table(f"{key}.csv", frame)
+    tables["predictions"] = preds
+    return tables
+
+
+# ---- stage 4: alignment ----------------------------------------------------------------------
+def measure_alignment(run) -> dict[str, pd.DataFrame]:
+    """Every alignment metric, layer by layer and language by language, for P, each I_t, each F_t."""
+    config, run_dir = run.config, run.run_dir
+    a = config.alignment
+    xnli = load_xnli(config, split=a.probe_split, run_dir=run_dir)
+    probe = al.probe_set(xnli, max_sentences=a.max_sentences, seed=a.seed)
+    run.save_table("probe_set.parquet", probe)
+    frames, lid = [], []
+    for ck in tqdm(checkpoints(config, run_dir), desc="alignment checkpoints"):
+        emb = al.cached_embeddings(ck.path, probe, cache_dir=run_dir / "cache" / "embeddings",
+                                   batch_size=a.batch_size, max_length=a.max_length,
+                                   device=config.device,
+                                   revision=config.encoder.revision if ck.stage == "pretrained" else None)
+        n_layers = next(iter(emb.values())).shape[0] - 1
+        layers = list(range(n_layers + 1)) if a.layers == "all" else [l for l in a.layers if l <= n_layers]
+        keys = {"checkpoint": ck.label, "stage": ck.stage, "condition": ck.condition,
+                "seed": -1 if ck.seed is None else ck.seed}
+        frames.append(al.alignment_metrics(emb, layers=layers).assign(**keys))
+        if a.language_id_sentences:
+            n = next(iter(emb.values())).shape[1]
+            keep = np.random.default_rng(a.seed).permutation(n)[: a.language_id_sentences]
+            sub = {lang: v[:, np.sort(keep)] for lang, v in emb.items()}
+            lid.append(al.language_id_by_layer(sub, layers=layers, seed=a.seed).assign(**keys))
+    table = pd.concat(frames + lid, ignore_index=True)
+    cols = ["checkpoint", "stage", "condition", "seed", "layer", "lang", "metric", "value"]
+    table = table[cols]
+    headline = al.headline_layer(a.headline_layer, int(table["layer"].max()))
+    changes = alignment_changes(table)
+    run.save_table("alignment.csv", table)
+    run.save_table("alignment_changes.csv", changes)
+    return {"alignment": table, "changes": changes, "probe": probe,
+            "headline_layer": headline}
+
+
+def alignment_changes(table: pd.DataFrame) -> pd.DataFrame:
+    """Changes between stages, per layer, language and metric (means over seeds):
+
+    * ``intermediate - pretrained`` for each task (I_t minus P);
+    * ``final - final[none]`` for each task (F_t minus the baseline's F, matched by seed).
+    """
+    key = ["layer", "lang", "metric"]
+    p = table[table["stage"] == "pretrained"].set_index(key)["value"]
+    rows = []
+    inter = table[table["stage"] == "intermediate"]
+    for cond, group in inter.groupby("condition", sort=False):
+        mean = group.groupby(key)["value"].mean()
+        rows.append((mean - p.reindex(mean.index)).rename("delta").reset_index()
+                    .assign(condition=cond, comparison="intermediate - pretrained"))
+    final = table[table["stage"] == "final"]
+    base = final[final["condition"] == "none"].set_index(key + ["seed"])["value"]
+    for cond, group in final[final["condition"] != "none"].groupby("condition", sort=False):
+        diff = group.set_index(key + ["seed"])["value"] - base
+        mean = diff.dropna().groupby(key).mean()
+        rows.append(mean.rename("delta").reset_index()
+                    .assign(condition=cond, comparison="final - final[none]"))
+    cols = ["comparison", "condition", "layer", "lang", "metric", "delta"]
+    return pd.concat(rows, ignore_index=True)[cols] if rows else pd.DataFrame(columns=cols)

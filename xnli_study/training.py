@@ -1,0 +1,162 @@
+"""Fine-tuning with the transformers ``Trainer``: dynamic padding, length-grouped batches.
+
+One function, :func:`fine_tune`, serves both stages: the intermediate task (monitored on a held-out
+slice of its own data, last checkpoint kept) and English MultiNLI (scored on English XNLI dev, the
+best checkpoint kept: model selection never sees another language).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .models import pick_device, quiet_transformers
+
+
+@dataclass
+class TrainResult:
+    """The trained model and what happened during training."""
+
+    model: object
+    log: pd.DataFrame  # one row per logged step: step, epoch, loss, eval_loss, eval_accuracy
+    best_step: int | None  # the selected checkpoint's step (None when the last one is kept)
+    best_metric: float | None  # its selection accuracy in [0, 1]
+
+
+def encode_pairs(tokenizer, frame: pd.DataFrame, *, max_length: int, with_labels: bool = True):
+    """Tokenise ``text_a`` (and ``text_b`` where not empty) into a ``datasets.Dataset``.
+
+    No padding here: the collator pads each batch to its longest member. A ``length`` column lets
+    the sampler group examples of similar length.
+    """
+    import datasets
+
+    a = frame["text_a"].tolist()
+    b = frame["text_b"].tolist() if "text_b" in frame and (frame["text_b"] != "").any() else None
+    enc = tokenizer(a, b, truncation=True, max_length=max_length)
+    columns = {k: enc[k] for k in enc.keys()}
+    columns["length"] = [len(ids) for ids in enc["input_ids"]]
+    if with_labels:
+        columns["labels"] = frame["label"].astype(int).tolist()
+    return datasets.Dataset.from_dict(columns)
+
+
+def nli_as_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """An NLI frame (premise, hypothesis, label) in the trainer's ``text_a, text_b, label`` shape."""
+    return pd.DataFrame({"text_a": frame["premise"].values, "text_b": frame["hypothesis"].values,
+                         "label": frame["label"].values})
+
+
+def _replace_progress(trainer, progress: bool) -> None:
+    """One plain-text progress bar per training run, without the Trainer's per-log printouts or
+    its notebook widget (the log comes back as a table instead)."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+    from transformers.utils.notebook import NotebookProgressCallback
+
+    for callback in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
+        trainer.remove_callback(callback)
+    if not progress:
+        return
+
+    class QuietProgress(ProgressCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            from tqdm import tqdm
+
+            self.training_bar = tqdm(total=state.max_steps, desc="training", mininterval=1.0,
+                                     dynamic_ncols=True, leave=False)
+            self.current_step = 0
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if self.training_bar is not None and logs and "loss" in logs:
+                self.training_bar.set_postfix(loss=f"{float(logs['loss']):.3f}", refresh=False)
+
+        def on_prediction_step(self, args, state, control, eval_dataloader=None, **kwargs):
+            pass
+
+    trainer.add_callback(QuietProgress(max_str_len=100))
+
+
+def _accuracy(eval_pred) -> dict[str, float]:
+    logits, labels = eval_pred
+    return {"accuracy": float((np.asarray(logits).argmax(-1) == np.asarray(labels)).mean())}
+
+
+def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
+              device: str = "auto", eval_frame: pd.DataFrame | None = None,
+              select_best: bool = False, work_dir: str | Path | None = None,
+              progress: bool = True) -> TrainResult:
+    """Fine-tune ``model`` on ``train`` (``text_a, text_b, label``) with ``settings``.
+
+    ``eval_frame`` is scored ``settings.evals_per_epoch`` times per epoch (accuracy in [0, 1]);
+    with ``select_best`` the model with the best eval accuracy is returned, else the last one.
+    Checkpoints live in a temporary folder under ``work_dir`` that is removed afterwards.
+    """
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+
+    torch.manual_seed(seed)
+    dev = pick_device(device)
+    train_ds = encode_pairs(tokenizer, train, max_length=settings.max_length)
+    eval_ds = encode_pairs(tokenizer, eval_frame, max_length=settings.max_length) if eval_frame is not None else None
+    steps_per_epoch = max(1, math.ceil(len(train_ds) / settings.batch_size))
+    eval_every = max(1, steps_per_epoch // settings.evals_per_epoch)
+    if work_dir is not None:
+        Path(work_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="checkpoints-", dir=work_dir))
+    strategy = "steps" if eval_ds is not None else "no"
+    args = TrainingArguments(
+        output_dir=str(tmp),
+        num_train_epochs=settings.epochs,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.batch_size,
+        per_device_eval_batch_size=settings.eval_batch_size,
+        warmup_steps=settings.warmup_ratio,
+        weight_decay=settings.weight_decay,
+        seed=seed,
+        data_seed=seed,
+        train_sampling_strategy="group_by_length",
+        eval_strategy=strategy,
+        eval_steps=eval_every,
+        save_strategy=strategy if select_best else "no",
+        save_steps=eval_every,
+        save_total_limit=1,
+        save_only_model=True,
+        load_best_model_at_end=select_best and eval_ds is not None,
+        metric_for_best_model="accuracy",
+        greater_is_better=True,
+        logging_steps=max(1, min(eval_every, 10)),
+        report_to="none",
+        disable_tqdm=not progress,
+        use_cpu=dev.type == "cpu",
+        dataloader_num_workers=0,
+    )
+    try:
+        with quiet_transformers():
+            trainer = Trainer(
+                model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                data_collator=DataCollatorWithPadding(tokenizer),
+                compute_metrics=_accuracy if eval_ds is not None else None,
+            )
+            _replace_progress(trainer, progress)
+            trainer.train()
+        log = pd.DataFrame(trainer.state.log_history)
+        best_step = None
+        if select_best and trainer.state.best_model_checkpoint:
+            best_step = int(Path(trainer.state.best_model_checkpoint).name.split("-")[-1])
+        return TrainResult(model=trainer.model.eval(), log=_tidy_log(log), best_step=best_step,
+                           best_metric=trainer.state.best_metric if select_best else None)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _tidy_log(log: pd.DataFrame) -> pd.DataFrame:
+    keep = [c for c in ("step", "epoch", "loss", "eval_loss", "eval_accuracy", "learning_rate")
+            if c in log.columns]
+    out = log[keep].copy()
+    return out.groupby("step", as_index=False).first() if "step" in out else out
