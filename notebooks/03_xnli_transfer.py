@@ -30,9 +30,9 @@ run_dir: str = ""  # the run folder; empty means output_dir/run_name from the pa
 from IPython.display import Markdown, display
 
 from xnli_study import plots, report, study
-from xnli_study.pipeline import StageRun, setup_notebook_logging
+from xnli_study.pipeline import StageRun, setup_notebook
 
-setup_notebook_logging()
+setup_notebook()
 run = StageRun("transfer", params_path=params_path, run_dir=run_dir)
 
 # %%

@@ -330,8 +330,11 @@ class StageFailed(StudyError):
                          f"error: {notebook}")
 
 
-def setup_notebook_logging() -> None:
-    """Plain progress logging for notebooks (one line per step, no timestamps)."""
+def setup_notebook() -> None:
+    """Prepare a stage notebook's kernel: plain progress logging (one line per step), and a longer
+    GIL switch interval. The kernel's I/O threads otherwise contend for the GIL with training's
+    Python-heavy loop and slow it by a third; results do not change."""
+    sys.setswitchinterval(0.05)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
     for noisy in ("httpx", "urllib3", "filelock", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
