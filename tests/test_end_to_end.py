@@ -69,7 +69,7 @@ def test_tables_cover_every_language_layer_and_seed(smoke_run):
     pairwise = align[align["metric"] == "retrieval_centered"]
     for stage in ("pretrained", "intermediate", "final"):
         part = pairwise[pairwise["stage"] == stage]
-        assert set(part["layer"]) == set(range(5)), stage  # embedding output + 4 layers
+        assert set(part["layer"]) == set(range(4)), stage  # embedding output + 3 layers
         assert set(part["lang"]) == set(XNLI_LANGUAGES) - {"en"}, stage
     metrics = set(align["metric"])
     assert {"retrieval_en_to_x", "retrieval_x_to_en", "retrieval", "retrieval_centered", "cka",
