@@ -91,7 +91,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
-def save_figure(fig: Any, path: str | Path, *, dpi: int = 120) -> Path:
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 100) -> Path:
     """Save a matplotlib figure as PNG atomically."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
