@@ -50,8 +50,10 @@ def build_tiny_tokenizer(texts: Iterable[str], *, vocab_size: int):
     tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    # min_frequency: a string seen once or twice (a whole Thai sentence has no spaces) must not
+    # become a token of its own, or sentences of the training text would be single tokens
     trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                        show_progress=False)
+                                        min_frequency=3, show_progress=False)
     tok.train_from_iterator(texts, trainer)
     cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
     tok.post_processor = processors.TemplateProcessing(

@@ -335,7 +335,8 @@ def setup_notebook() -> None:
     GIL switch interval. The kernel's I/O threads otherwise contend for the GIL with training's
     Python-heavy loop and slow it by a third; results do not change."""
     sys.setswitchinterval(0.05)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    # to stderr: shown while the notebook runs, left out of the rendered report
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     for noisy in ("httpx", "urllib3", "filelock", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
