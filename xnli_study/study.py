@@ -166,7 +166,7 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
         result = fine_tune(model=model, tokenizer=tokenizer, train=train, seed=seed,
                            settings=config.training.intermediate, device=config.device,
                            eval_frame=held if len(held) else None, select_best=False,
-                           work_dir=run_dir / "tmp")
+                           work_dir=run_dir / ".tmp")
         out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
         run.output(out)
         last_eval = result.log["eval_accuracy"].dropna() if "eval_accuracy" in result.log else pd.Series(dtype=float)
@@ -213,7 +213,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         started = time.perf_counter()
         result = fine_tune(model=model, tokenizer=tokenizer, train=mnli, seed=seed,
                            settings=settings, device=config.device, eval_frame=dev_en,
-                           select_best=True, work_dir=run_dir / "tmp")
+                           select_best=True, work_dir=run_dir / ".tmp")
         run.output(save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final")))
         probs = predict(result.model, tokenizer, test, batch_size=settings.eval_batch_size,
                         max_length=settings.max_length, device=config.device)
