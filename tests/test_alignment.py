@@ -170,3 +170,35 @@ def test_headline_layer():
     assert al.headline_layer(2, 4) == 2
     with pytest.raises(ValueError):
         al.headline_layer(9, 4)
+
+
+def test_both_directions_from_one_matrix_match_two_calls():
+    x = rng(40).normal(size=(5000, 12))  # more rows than one chunk
+    y = x + rng(41).normal(scale=1.2, size=x.shape)
+    forward, backward = al.retrieval_both(x, y)
+    assert forward == al.retrieval_accuracy(x, y)
+    assert backward == al.retrieval_accuracy(y, x)
+    assert 0.05 < forward < 0.95 and 0.05 < backward < 0.95
+
+
+def test_doc_examples_run():
+    import doctest
+
+    result = doctest.testmod(al, verbose=False)
+    assert result.failed == 0 and result.attempted >= 4
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("split, premises", [("dev", 830), ("test", 1670)])
+def test_probe_set_on_real_xnli(shared_data, split, premises):
+    from xnli_study.data import check_parallel, read_xnli_xtreme
+    from xnli_study.languages import XNLI_LANGUAGES
+
+    xnli = read_xnli_xtreme(shared_data / "xnli" / "xtreme", split=split, languages=XNLI_LANGUAGES)
+    check_parallel(xnli)
+    probe = al.probe_set(xnli)
+    en = probe[probe["lang"] == "en"]
+    assert (en["kind"] == "premise").sum() == premises
+    assert en["text"].str.strip().is_unique
+    ids = probe.groupby("lang")["sid"].apply(tuple)
+    assert ids.nunique() == 1 and len(ids) == 15

@@ -44,6 +44,9 @@ def sentence_embeddings(model, tokenizer, sentences: Sequence[str], *, batch_siz
         >>> emb = sentence_embeddings(model, tokenizer, ["A cat.", "Un chat."])  # doctest: +SKIP
         >>> emb.shape  # doctest: +SKIP
         (13, 2, 768)
+
+    Reference:
+        mean pooling over real tokens as in Libovicky et al. (2020) and Pires et al. (2019).
     """
     import torch
     from tqdm import tqdm
@@ -86,25 +89,47 @@ def retrieval_accuracy(source: np.ndarray, target: np.ndarray, *, center: bool =
     """Share of rows ``i`` whose nearest row of ``target`` by cosine is row ``i`` (source -> target).
 
     Args:
-        source, target: ``(n, features)`` arrays; row ``i`` of both is the same sentence.
+        source, target: ``(n, features)`` arrays, float32 or float64; row ``i`` of both is the
+            same sentence.
         center: subtract each side's mean vector first (Libovicky et al. 2020).
     Returns:
-        accuracy@1 in [0, 1]. Ties go to the lowest index.
+        accuracy@1 in [0, 1]; ties go to the lowest index. Memory O(chunk x n), never n x n.
     Example:
         >>> x = np.eye(3); retrieval_accuracy(x, 2 * x)
         1.0
+
+    Reference:
+        Artetxe and Schwenk (2019), Tatoeba-style similarity search; Libovicky et al. (2020).
+    """
+    return retrieval_both(source, target, center=center)[0]
+
+
+def retrieval_both(source: np.ndarray, target: np.ndarray, *, center: bool = False) -> tuple[float, float]:
+    """``(source -> target, target -> source)`` retrieval accuracy@1 from one similarity matrix.
+
+    Same definitions as :func:`retrieval_accuracy`; the matrix is computed once, in row chunks,
+    in float32 after the rows are normalised in float64 (argmax is all that is kept).
     """
     s, t = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
     if s.shape != t.shape or s.ndim != 2:
         raise ValueError(f"source and target must be (n, features) of one shape, got {s.shape}, {t.shape}")
     if center:
         s, t = s - s.mean(0), t - t.mean(0)
-    s, t = _unit_rows(s), _unit_rows(t)
-    hits = 0
-    for start in range(0, len(s), _CHUNK):
+    s, t = _unit_rows(s).astype(np.float32), _unit_rows(t).astype(np.float32)
+    n = len(s)
+    forward = 0
+    best_col = np.full(n, -np.inf, dtype=np.float32)  # best similarity seen for each target row
+    best_row = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, _CHUNK):
         sims = s[start:start + _CHUNK] @ t.T  # (chunk, n)
-        hits += int((sims.argmax(1) == np.arange(start, start + len(sims))).sum())
-    return hits / len(s)
+        forward += int((sims.argmax(1) == np.arange(start, start + len(sims))).sum())
+        col_arg = sims.argmax(0)
+        col_max = sims[col_arg, np.arange(n)]
+        better = col_max > best_col
+        best_col[better] = col_max[better]
+        best_row[better] = col_arg[better] + start
+    backward = int((best_row == np.arange(n)).sum())
+    return forward / n, backward / n
 
 
 def linear_cka(x: np.ndarray, y: np.ndarray, *, debiased: bool = False) -> float:
@@ -122,6 +147,10 @@ def linear_cka(x: np.ndarray, y: np.ndarray, *, debiased: bool = False) -> float
         >>> rng = np.random.default_rng(0); x = rng.normal(size=(50, 4))
         >>> round(linear_cka(x, 3 * x), 6)
         1.0
+
+    Reference:
+        Kornblith et al. (2019), Similarity of Neural Network Representations Revisited;
+        debiased: Song et al. (2012), via the unbiased HSIC estimator.
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
@@ -159,6 +188,10 @@ def translation_cosine_margin(source: np.ndarray, target: np.ndarray) -> float:
     Example:
         >>> translation_cosine_margin(np.eye(2), np.eye(2))
         1.0
+
+    Reference:
+        the margin between translation pairs and random pairs as in STUDY.md section 2; cf.
+        Libovicky et al. (2020) on language-neutral similarity.
     """
     s, t = _unit_rows(source), _unit_rows(target)
     n = len(s)
@@ -186,6 +219,10 @@ def language_id_probe(embeddings: Mapping[str, np.ndarray], *, folds: int = 5, s
         >>> e = {"en": rng.normal(size=(40, 8)), "fr": rng.normal(size=(40, 8)) + 5}
         >>> language_id_probe(e, folds=4)
         1.0
+
+    Reference:
+        Libovicky, Rosa and Fraser (2020), On the Language Neutrality of Pre-trained
+        Multilingual Representations.
     """
     from sklearn.linear_model import RidgeClassifier
     from sklearn.model_selection import GroupKFold
@@ -264,8 +301,8 @@ def alignment_metrics(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[
             continue
         for layer in layers:
             a, b = en[layer], emb[layer]
-            e2x, x2e = retrieval_accuracy(a, b), retrieval_accuracy(b, a)
-            ce2x, cx2e = retrieval_accuracy(a, b, center=True), retrieval_accuracy(b, a, center=True)
+            e2x, x2e = retrieval_both(a, b)
+            ce2x, cx2e = retrieval_both(a, b, center=True)
             values = {
                 "retrieval_en_to_x": e2x, "retrieval_x_to_en": x2e, "retrieval": (e2x + x2e) / 2,
                 "retrieval_centered_en_to_x": ce2x, "retrieval_centered_x_to_en": cx2e,

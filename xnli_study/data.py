@@ -85,7 +85,7 @@ def read_xnli_official(folder: str | Path, *, split: str, languages: Iterable[st
             rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
         path = tsv
     elif jsonl.is_file():
-        rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+        rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").split("\n") if line.strip()]
         path = jsonl
     else:
         raise DataError(
@@ -111,6 +111,35 @@ def read_xnli_official(folder: str | Path, *, split: str, languages: Iterable[st
     if absent:
         raise DataError(f"{path}: no rows for language(s) {', '.join(absent)}")
     return frame[frame["lang"].isin(wanted)].reset_index(drop=True)
+
+
+def read_xnli_xtreme(folder: str | Path, *, split: str, languages: Iterable[str]) -> pd.DataFrame:
+    """Read XTREME's per-language XNLI files ``{split}-{lang}.tsv`` (no header).
+
+    Dev rows are ``premise, hypothesis, label-word``; XTREME's test files carry **no label**, so
+    their rows get label -1 (evaluation refuses them). Item ids are ``<split>-<row>``, the same in
+    every language (the files are row-parallel); premise ids change where the premise changes.
+    """
+    folder = Path(folder)
+    frames = []
+    for lang in languages:
+        path = folder / f"{split}-{lang}.tsv"
+        if not path.is_file():
+            raise DataError(f"XTREME XNLI file {path} not found; expected {split}-<lang>.tsv per language")
+        # split on newlines only: the text holds control characters that str.splitlines breaks on
+        lines = path.read_text(encoding="utf-8").split("\n")
+        rows = [line.rstrip("\r").split("\t") for line in lines if line.strip()]
+        widths = {len(r) for r in rows}
+        if not widths <= {2, 3}:
+            raise DataError(f"{path}: expected 2 or 3 tab-separated columns, found {sorted(widths)}")
+        labels = [canonical_label(r[2], source=str(path)) if len(r) == 3 else -1 for r in rows]
+        premises = [r[0] for r in rows]
+        frames.append(pd.DataFrame({
+            "lang": lang, "id": [f"{split}-{i}" for i in range(len(rows))],
+            "premise_id": _premise_ids(premises, split), "premise": premises,
+            "hypothesis": [r[1] for r in rows], "label": labels,
+        }))
+    return pd.concat(frames, ignore_index=True)
 
 
 def load_xnli_hub(hub_id: str, *, split: str, languages: Iterable[str],
@@ -185,7 +214,7 @@ def read_nli_jsonl(path: str | Path, *, report: ReadReport | None = None) -> pd.
         raise DataError(f"NLI file {path} not found")
     rows = []
     report = report or ReadReport(str(path))
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:
