@@ -57,8 +57,14 @@ class EncoderConfig(_Strict):
 class XnliConfig(_Strict):
     """Where XNLI comes from. Model selection always uses English ``dev``; evaluation ``eval_split``."""
 
-    source: Literal["sample", "hub", "official"] = "sample"
-    path: str | None = None  # the XNLI-1.0 folder (xnli.dev.tsv, xnli.test.tsv) for source=official
+    source: Literal["sample", "hub", "official", "xtreme"] = "sample"
+    # official: the XNLI-1.0 folder (xnli.dev.tsv, xnli.test.tsv); xtreme: the folder of
+    # {dev,test}-{lang}.tsv files
+    path: str | None = None
+    # XTREME test files carry no labels: a labelled, row-parallel file (premise, hypothesis,
+    # label) supplies them, e.g. XGLUE's German test; labels_lang names its language for a check
+    labels_from: str | None = None
+    labels_lang: str | None = None
     hub_id: str = "facebook/xnli"
     eval_split: Literal["dev", "test"] = "test"
     max_items: int | None = Field(None, ge=1)  # cap per language and split (first items, parallel)
@@ -68,9 +74,11 @@ class XnliConfig(_Strict):
 class MnliConfig(_Strict):
     """English MultiNLI for the target stage."""
 
-    source: Literal["sample", "hub", "jsonl"] = "sample"
-    path: str | None = None  # a JSONL file {premise, hypothesis, label} for source=jsonl
+    source: Literal["sample", "hub", "local"] = "sample"
+    # source=local: a MultiNLI file in any common layout (JSONL, multinli_1.0 .jsonl/.txt, GLUE TSV)
+    path: str | None = None
     hub_id: str = "nyu-mll/multi_nli"
+    hub_config: str | None = None  # "mnli" with hub_id nyu-mll/glue
     split: str = "train"
     max_examples: int | None = Field(2000, ge=1)
 
@@ -218,9 +226,9 @@ class StudyConfig(_Strict):
         """The resolved params as YAML, paths made absolute: it loads the same from any folder."""
         data = self.model_dump()
         data["output_dir"] = str(self.path(self.output_dir))
-        for section in ("xnli", "mnli"):
-            if data[section]["path"]:
-                data[section]["path"] = str(self.path(data[section]["path"]))
+        for section, key in (("xnli", "path"), ("xnli", "labels_from"), ("mnli", "path")):
+            if data[section][key]:
+                data[section][key] = str(self.path(data[section][key]))
         for task in data["tasks"].values():
             if task["path"]:
                 task["path"] = str(self.path(task["path"]))

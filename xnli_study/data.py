@@ -234,25 +234,136 @@ def read_nli_jsonl(path: str | Path, *, report: ReadReport | None = None) -> pd.
     return pd.DataFrame(rows, columns=["premise", "hypothesis", "label"])
 
 
-def load_mnli_hub(hub_id: str, *, split: str, max_examples: int | None,
+def read_mnli_file(path: str | Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+    """Read MultiNLI from a local file in any of its layouts, detected from the file itself:
+
+    * plain JSONL ``{premise, hypothesis, label}`` (label words);
+    * the official ``multinli_1.0_*.jsonl`` (``sentence1``, ``sentence2``, ``gold_label``);
+    * the official ``multinli_1.0_*.txt`` and GLUE's ``MNLI/*.tsv`` (tab-separated with a header
+      naming ``sentence1``, ``sentence2`` and ``gold_label``).
+
+    Rows whose gold label is ``-`` (no annotator consensus) are dropped and counted in ``report``.
+    A file without labels (GLUE's test files) is refused: it cannot train or select a model.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"MultiNLI file {path} not found")
+    report = report or ReadReport(str(path))
+    if path.suffix == ".jsonl":
+        first = next((line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()), "")
+        try:
+            keys = set(json.loads(first))
+        except json.JSONDecodeError:
+            raise DataError(f"{path}: the first line is not a JSON object") from None
+        if {"premise", "hypothesis", "label"} <= keys:
+            return read_nli_jsonl(path, report=report)
+        if {"sentence1", "sentence2", "gold_label"} <= keys:
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+            return _nli_rows(((r["sentence1"], r["sentence2"], r["gold_label"]) for r in rows), path, report)
+        raise DataError(f"{path}: JSON lines need premise/hypothesis/label or sentence1/sentence2/gold_label")
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    columns = set(rows[0]) if rows else set()
+    if not {"sentence1", "sentence2"} <= columns:
+        raise DataError(f"{path}: expected a tab-separated header with sentence1 and sentence2 "
+                        "(GLUE MNLI or multinli_1.0 .txt)")
+    if "gold_label" not in columns:
+        raise DataError(f"{path} has no gold_label column (a test file without labels); it cannot "
+                        "train or select a model")
+    return _nli_rows(((r["sentence1"], r["sentence2"], r["gold_label"]) for r in rows), path, report)
+
+
+def _nli_rows(rows, path: Path, report: ReadReport) -> pd.DataFrame:
+    out = []
+    for premise, hypothesis, label in rows:
+        report.rows_read += 1
+        if (label or "").strip() == NO_CONSENSUS:
+            report.dropped_no_consensus += 1
+            continue
+        out.append((premise, hypothesis, canonical_label(label, source=str(path))))
+    if not out:
+        raise DataError(f"{path} holds no labelled pairs")
+    return pd.DataFrame(out, columns=["premise", "hypothesis", "label"])
+
+
+def read_xnli_mt(folder: str | Path, *, lang: str, report: ReadReport | None = None) -> pd.DataFrame:
+    """XNLI-MT translate-train data: ``multinli.train.<lang>.tsv`` (header ``premise hypo label``;
+    labels are words, ``contradictory`` for contradiction)."""
+    path = Path(folder) / f"multinli.train.{lang}.tsv"
+    if not path.is_file():
+        raise DataError(f"XNLI-MT file {path} not found; point the task's path at the XNLI-1.0-MT "
+                        "folder holding multinli.train.<lang>.tsv")
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if rows and not {"premise", "hypo", "label"} <= set(rows[0]):
+        raise DataError(f"{path}: expected a header 'premise<TAB>hypo<TAB>label'")
+    return _nli_rows(((r["premise"], r["hypo"], r["label"]) for r in rows), path,
+                     report or ReadReport(str(path)))
+
+
+def attach_labels(frame: pd.DataFrame, labelled: str | Path, *, lang: str | None = None) -> pd.DataFrame:
+    """Give a row-parallel, unlabelled XNLI frame (XTREME test) the labels of a labelled file.
+
+    ``labelled`` is ``premise \t hypothesis \t label`` with one row per item, in the items' order
+    (e.g. XGLUE's German XNLI test). When ``lang`` names the file's language, its hypotheses must
+    match that language's rows (compared without surrounding spaces), so a wrong file is caught.
+    """
+    path = Path(labelled)
+    if not path.is_file():
+        raise DataError(f"labelled parallel file {path} not found")
+    rows = [line.rstrip("\r").split("\t") for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    ids = frame["id"].drop_duplicates().tolist()
+    if len(rows) != len(ids) or any(len(r) != 3 for r in rows):
+        raise DataError(f"{path}: expected {len(ids)} rows of premise, hypothesis, label to match "
+                        f"the items; found {len(rows)}")
+    if lang is not None:
+        mine = frame[frame["lang"] == lang]["hypothesis"].str.strip().tolist()
+        theirs = [r[1].strip() for r in rows]
+        mismatched = sum(a != b for a, b in zip(mine, theirs))
+        if mismatched:
+            raise DataError(f"{path}: {mismatched} hypotheses differ from the {lang!r} rows; "
+                            "the file is not row-parallel with these items")
+    labels = dict(zip(ids, (canonical_label(r[2], source=str(path)) for r in rows)))
+    out = frame.copy()
+    out["label"] = out["id"].map(labels)
+    return out
+
+
+def load_mnli_hub(hub_id: str, *, split: str, max_examples: int | None, config: str | None = None,
                   report: ReadReport | None = None) -> pd.DataFrame:
-    """Load MultiNLI from the hub (``nyu-mll/multi_nli``); rows labelled -1 are dropped and counted."""
+    """Load MultiNLI from the hub: ``nyu-mll/multi_nli``, or ``nyu-mll/glue`` with config ``mnli``.
+
+    Rows labelled -1 (no consensus, or test) are dropped and counted.
+    """
     require_hub(
         f"MultiNLI ({hub_id})",
-        fix="Set mnli.source: jsonl with mnli.path: <a JSONL file of premise, hypothesis, label>, "
-            "or use mnli.source: sample.",
+        fix="Set mnli.source: local with mnli.path: <a MultiNLI file: JSONL, multinli_1.0 .jsonl or "
+            ".txt, or GLUE TSV>, or use mnli.source: sample.",
     )
     import datasets
 
-    ds = datasets.load_dataset(hub_id, split=split)
+    ds = datasets.load_dataset(hub_id, config, split=split)
+    source = f"hub:{hub_id}" + (f"/{config}" if config else "")
+    frame = nli_from_hub_dataset(ds, source=source, report=report)
+    return frame.iloc[:max_examples] if max_examples else frame
+
+
+def nli_from_hub_dataset(ds, *, source: str, report: ReadReport | None = None) -> pd.DataFrame:
+    """A hub NLI dataset (premise, hypothesis, ClassLabel label) in the canonical label space.
+
+    The dataset's own label names are checked against the documented order in ``INT_LABELS``.
+    """
+    names = list(getattr(ds.features["label"], "names", []))
+    if names != list(INT_LABELS[source]):
+        raise DataError(f"{source}: label names {names} differ from the documented "
+                        f"{list(INT_LABELS[source])}; refusing to map ids blindly")
     df = ds.to_pandas()
-    report = report or ReadReport(f"hub:{hub_id}")
+    report = report or ReadReport(source)
     report.rows_read += len(df)
-    labels = [canonical_label(int(x), source=f"hub:{hub_id}") for x in df["label"]]
+    labels = [canonical_label(int(x), source=source) for x in df["label"]]
     frame = pd.DataFrame({"premise": df["premise"], "hypothesis": df["hypothesis"], "label": labels})
     report.dropped_no_consensus += int((frame["label"] < 0).sum())
-    frame = frame[frame["label"] >= 0].reset_index(drop=True)
-    return frame.iloc[:max_examples] if max_examples else frame
+    return frame[frame["label"] >= 0].reset_index(drop=True)
 
 
 def subsample(frame: pd.DataFrame, n: int | None, *, seed: int = 0) -> pd.DataFrame:
@@ -279,10 +390,15 @@ def load_xnli(config, *, split: str, run_dir: str | Path) -> pd.DataFrame:
     languages = config.languages
     if x.source == "sample":
         frame = read_xnli_official(sample_folder(config, run_dir) / "xnli", split=split, languages=languages)
-    elif x.source == "official":
+    elif x.source in ("official", "xtreme"):
         if not x.path:
-            raise DataError("xnli.source is 'official' but xnli.path is not set; set it to the XNLI-1.0 folder")
-        frame = read_xnli_official(config.path(x.path), split=split, languages=languages)
+            raise DataError(f"xnli.source is '{x.source}' but xnli.path is not set; set it to the "
+                            + ("XNLI-1.0 folder" if x.source == "official" else "folder of {dev,test}-<lang>.tsv"))
+        reader = read_xnli_official if x.source == "official" else read_xnli_xtreme
+        frame = reader(config.path(x.path), split=split, languages=languages)
+        if x.labels_from and (frame["label"] < 0).all():
+            frame = attach_labels(frame, config.path(x.labels_from),
+                                  lang=x.labels_lang if x.labels_lang in languages else None)
     else:
         frame = load_xnli_hub(x.hub_id, split=split, languages=languages)
     frame = cap_items(frame, x.max_items)
@@ -296,10 +412,10 @@ def load_mnli(config, *, run_dir: str | Path, report: ReadReport | None = None) 
     if m.source == "sample":
         path = sample_folder(config, run_dir) / "mnli" / "train.jsonl"
         frame = read_nli_jsonl(path, report=report)
-    elif m.source == "jsonl":
+    elif m.source == "local":
         if not m.path:
-            raise DataError("mnli.source is 'jsonl' but mnli.path is not set; set it to a JSONL file")
-        frame = read_nli_jsonl(config.path(m.path), report=report)
+            raise DataError("mnli.source is 'local' but mnli.path is not set; set it to a MultiNLI file")
+        frame = read_mnli_file(config.path(m.path), report=report)
     else:
-        frame = load_mnli_hub(m.hub_id, split=m.split, max_examples=None, report=report)
+        frame = load_mnli_hub(m.hub_id, split=m.split, config=m.hub_config, max_examples=None, report=report)
     return subsample(frame, m.max_examples)
