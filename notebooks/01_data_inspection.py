@@ -62,7 +62,9 @@ tables["parallel"]
 
 # %% [markdown]
 # ## Sentence length in tokens (the encoder's tokenizer)
-# `tokens_per_word` is the tokenizer's fertility; `unk_share` the share of unknown tokens.
+# `tokens_per_word` is the tokenizer's fertility; `unk_share` the share of unknown tokens. Words
+# are split on spaces, so for Thai and Chinese, written without spaces, `tokens_per_word` is
+# really tokens per sentence (or per space-separated chunk).
 
 # %%
 tables["token_lengths"].round(3)
@@ -79,7 +81,7 @@ _ = run.show_figure("token_lengths", fig)
 tables["training_data"]
 
 # %% [markdown]
-# ## One item per language (English XNLI dev)
+# ## The first XNLI dev item in every language
 
 # %%
 tables["examples"]

@@ -129,12 +129,14 @@ def test_failed_stage_names_the_stage_and_its_notebook(tmp_path, root):
     shutil.copytree(root / "params", tree / "params")
     text = (tree / "params" / "smoke.yaml").read_text()
     # a local task file that does not exist: stage 1 fails while loading the task
-    text = text.replace("sst2: {source: sample, max_examples: 800}", "sst2: {source: local, path: nowhere.tsv}")
+    # a malformed local task file: the data stage fails while reading it
+    (tree / "params" / "bad.tsv").write_text("no header here\n")
+    text = text.replace("sst2: {source: sample, max_examples: 800}", "sst2: {source: local, path: bad.tsv}")
     (tree / "params" / "smoke.yaml").write_text(text)
     with pytest.raises(pipeline.StageFailed) as err:
         pipeline.run_study(tree / "params" / "smoke.yaml", notebooks_dir=tree / "notebooks", progress=False)
     assert err.value.stage == "data"
     assert err.value.notebook.is_file()
-    assert "nowhere.tsv" in str(err.value) and str(err.value.notebook) in str(err.value)
+    assert "bad.tsv" in str(err.value) and str(err.value.notebook) in str(err.value)
     manifest = json.loads((tree / "outputs" / "smoke" / "manifest.json").read_text())
     assert manifest["stages"]["data"]["status"] == "failed"

@@ -22,7 +22,9 @@ def test_stage_refuses_to_start_before_its_inputs_and_says_what_to_run(params):
     with pytest.raises(StageNotReadyError) as err:
         pipeline.StageRun("transfer", params_path=str(params))
     message = str(err.value)
-    assert "'data' stage" in message and f"xnli-study run --params {params}" in message
+    assert "needs 'data' (01_data_inspection.ipynb), 'intermediate'" in message
+    assert f"Run first: xnli-study run --params {params} --out " in message
+    assert message.rstrip().endswith("--stages data intermediate  (for the default profile: make study)")
 
 
 def test_stage_record_and_completion(params, tmp_path):
@@ -94,15 +96,25 @@ def test_narrative_is_generated_from_the_numbers():
         "xnli_split": "test", "xnli_source": "sample", "items_per_language": 120,
         "languages": ["en", "fr"],
         "transfer": {"none": {"en": 0.9, "avg_all": 0.6, "avg_non_en": 0.3, "transfer_gap": 0.6},
-                     "sst2": {"en": 0.8, "avg_all": 0.55, "avg_non_en": 0.3, "transfer_gap": 0.5}},
+                     "sst2": {"en": 0.8, "avg_all": 0.55, "avg_non_en": 0.32, "transfer_gap": 0.5}},
         "alignment": {"headline_layer": 3, "n_layers": 4, "pooling": "mean", "best_layer_pretrained_retrieval": 1,
-                      "at_headline_layer": {"pretrained": {"-": {"retrieval": 0.25, "retrieval_centered": 0.5, "cka": 0.7}}}},
+                      "at_headline_layer": {
+                          "P": {"retrieval": 0.25, "retrieval_centered": 0.5, "cka": 0.7},
+                          "I[sst2]": {"retrieval": 0.2, "retrieval_centered": 0.4, "cka": 0.6},
+                          "F[none]": {"retrieval": 0.1, "retrieval_centered": 0.3, "cka": 0.5},
+                          "F[sst2]": {"retrieval": 0.15, "retrieval_centered": 0.3, "cka": 0.55}}},
     }
     text = report.narrative(summary, limits="LIMITS")
     assert "90.0% on English" in text and "30.0%" in text
-    assert "5.0 points below the baseline" in text
+    assert "close to chance: no zero-shot transfer is visible" in text  # 30% vs 33% on 120 items
+    assert "the other languages 32.0% on average, 2.0 points above the baseline" in text
+    assert "No significance test" in text
     assert "layer 3 of 4" in text and "25.0%" in text and "layer 1" in text
+    assert "from 25.0% (P) to 20.0% and CKA from 0.70 to 0.60" in text
+    assert "F[sst2] retrieves 15.0% against 10.0% for the baseline F[none]" in text
     assert text.endswith("LIMITS")
+    summary["transfer"]["none"]["avg_non_en"] = 0.6
+    assert "above chance" in report.narrative(summary)
 
 
 def test_self_contained_strips_remote_resources():
@@ -122,3 +134,37 @@ def test_headline_table_reports_fixed_and_best_layer():
     assert ret["layer 2 (headline)"] == 0.3 and ret["best layer"] == 1
     lid = table[table["metric"] == "language_id"].iloc[0]
     assert lid["best layer"] == 0  # lower is better for the language probe
+
+
+def test_a_stage_reruns_only_when_a_setting_it_reads_changes(params):
+    for stage in ("data", "intermediate", "transfer", "alignment"):
+        pipeline.StageRun(stage, params_path=str(params)).finish()
+    config = pipeline.StageRun("report", params_path=str(params)).config
+    run_dir = config.run_dir
+    later = config.model_copy(update={"alignment": config.alignment.model_copy(update={"headline_layer": 1})})
+    assert [pipeline.stage_complete(run_dir, s, later) for s in ("data", "intermediate", "transfer", "alignment")] == [True, True, True, False]
+    more_epochs = config.training.mnli.model_copy(update={"epochs": 9})
+    later = config.model_copy(update={"training": config.training.model_copy(update={"mnli": more_epochs})})
+    assert [pipeline.stage_complete(run_dir, s, later) for s in ("data", "intermediate", "transfer")] == [True, True, False]
+
+
+def test_preflight_names_missing_files_and_impossible_layers(tmp_path, smoke_yaml):
+    from xnli_study.config import parse_params
+    from xnli_study.errors import ParamsError
+
+    data = yaml.safe_load(smoke_yaml.read_text())
+    bad = {**data, "mnli": {"source": "local", "path": str(tmp_path / "nope.jsonl")}}
+    with pytest.raises(ParamsError, match="mnli.path: file .*nope.jsonl' not found"):
+        pipeline.preflight(parse_params(bad))
+    bad = {**data, "xnli": {"source": "official"}}
+    with pytest.raises(ParamsError, match="xnli.path is not set"):
+        pipeline.preflight(parse_params(bad))
+    bad = {**data, "alignment": {**data["alignment"], "headline_layer": 9}}
+    with pytest.raises(ParamsError, match="headline_layer: 9 is outside 0..3"):
+        pipeline.preflight(parse_params(bad))
+    pipeline.preflight(parse_params(data))
+
+
+def test_run_refuses_selected_stages_whose_inputs_are_missing(params):
+    with pytest.raises(Exception, match=r"need data, intermediate.*--stages data intermediate transfer"):
+        pipeline.run_study(params, stages=["transfer"])

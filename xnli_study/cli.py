@@ -27,8 +27,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_check(args: argparse.Namespace) -> int:
     from .config import load_params
+    from .pipeline import preflight
 
     config = load_params(args.params)
+    preflight(config)
     print(f"{args.params}: valid (profile {config.profile}, run folder {config.run_dir})")
     return 0
 
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
     run.set_defaults(func=_cmd_run)
 
-    check = sub.add_parser("check", help="validate a params file and exit")
+    check = sub.add_parser("check", help="validate a params file (keys, files, encoder, hub) and exit")
     check.add_argument("--params", default="params/smoke.yaml", help="the profile YAML file")
     check.set_defaults(func=_cmd_check)
 

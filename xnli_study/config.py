@@ -47,7 +47,8 @@ class TinyEncoderConfig(_Strict):
 
 
 class EncoderConfig(_Strict):
-    """The encoder under study: ``tiny``, a hub id (``FacebookAI/xlm-roberta-base``) or a folder."""
+    """The encoder under study: ``tiny``, a hub id (``FacebookAI/xlm-roberta-base``), a folder, or
+    ``package:<python package>/<folder>`` for a model shipped inside an installed package."""
 
     name: str = "tiny"
     revision: str | None = None
@@ -102,6 +103,8 @@ class StageTrainingConfig(_Strict):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     evals_per_epoch: int = Field(1, ge=1)  # checkpoints scored on English dev per epoch
+    # freeze the embeddings and the lowest N transformer layers (CPU budgets); 0 trains everything
+    freeze_layers: int = Field(0, ge=0)
 
 
 class TrainingConfig(_Strict):
@@ -217,9 +220,19 @@ class StudyConfig(_Strict):
         """The data settings of task ``name`` (defaults when the params do not set them)."""
         return self.tasks.get(name, TaskDataConfig())
 
-    def fingerprint(self) -> str:
-        """A short hash of everything that changes results (not the output location)."""
+    def fingerprint(self, keys: tuple[str, ...] | None = None) -> str:
+        """A short hash of the settings that change results (never the output location).
+
+        ``keys`` limits it to some top-level fields or ``section.field`` paths, so that a stage's
+        fingerprint changes only when a setting it reads changes.
+        """
         data = self.model_dump(exclude={"output_dir", "run_name", "base_dir", "description", "limits"})
+        if keys is not None:
+            picked = {}
+            for key in keys:
+                section, _, field = key.partition(".")
+                picked[key] = data[section][field] if field else data[section]
+            data = picked
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:

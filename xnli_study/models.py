@@ -42,20 +42,46 @@ def quiet_transformers() -> Iterator[None]:
         logging.set_verbosity(level)
 
 
-def build_tiny_tokenizer(texts: Iterable[str], *, vocab_size: int):
-    """Train a cased WordPiece tokenizer on ``texts``; return a transformers fast tokenizer."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+def build_tiny_tokenizer(texts: Iterable[str], *, vocab_size: int, min_frequency: int = 3):
+    """A cased WordPiece tokenizer learned from ``texts``; returns a transformers fast tokenizer.
+
+    The pieces come from ``tokenizers`` (BERT normaliser and pre-tokeniser, WordPiece model,
+    [CLS]/[SEP] post-processor); the vocabulary is chosen here, deterministically, because the
+    trainers of ``tokenizers`` 0.23 break ties in hash order and give a different vocabulary on
+    every run. The vocabulary holds the special tokens, every character seen (word-initial and
+    ``##`` continuation), then the words and word pieces seen at least ``min_frequency`` times,
+    most frequent first (ties by length, then text), up to ``vocab_size``. A string seen less often
+    (a whole Thai sentence has no spaces) never becomes a token of its own.
+    """
+    from collections import Counter
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    # min_frequency: a string seen once or twice (a whole Thai sentence has no spaces) must not
-    # become a token of its own, or sentences of the training text would be single tokens
-    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
-                                        min_frequency=3, show_progress=False)
-    tok.train_from_iterator(texts, trainer)
-    cls_id, sep_id = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False)
+    pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    words: Counter[str] = Counter()
+    for text in texts:
+        words.update(w for w, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(text)))
+    chars = sorted({ch for word in words for ch in word})
+    vocab = list(SPECIAL_TOKENS) + chars + [f"##{ch}" for ch in chars]
+    pieces: Counter[str] = Counter()
+    for word, count in words.items():
+        if len(word) > 1 and count >= min_frequency:
+            pieces[word] += count  # whole words
+        for k in range(2, min(len(word), 7)):
+            pieces[word[:k]] += count  # word-initial pieces
+        for i in range(1, len(word)):
+            for k in range(2, min(len(word) - i, 6) + 1):
+                pieces["##" + word[i:i + k]] += count  # continuation pieces
+    seen = set(vocab)
+    ranked = sorted((p for p, c in pieces.items() if c >= min_frequency and p not in seen),
+                    key=lambda p: (-pieces[p], -len(p), p))
+    vocab += ranked[: max(0, vocab_size - len(vocab))]
+    tok = Tokenizer(models.WordPiece(vocab={t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", cls_id), ("[SEP]", sep_id)],
@@ -87,6 +113,8 @@ def resolve_encoder_name(config) -> str:
     name = config.encoder.name
     if name == "tiny":
         return str(Path(config.run_dir) / "models" / "pretrained")
+    if name.startswith("package:"):
+        return str(package_model_folder(name))
     candidate = config.path(name)
     if looks_like_path(name) or candidate.is_dir():
         if not candidate.is_dir():
@@ -112,6 +140,60 @@ def resolve_encoder_name(config) -> str:
                 "encoder.name: <folder>, or use encoder.name: tiny."
             ) from None
     return name
+
+
+def encoder_depth(config, name: str) -> int | None:
+    """Number of transformer layers of the encoder (None when it cannot be known offline)."""
+    if config.encoder.name == "tiny":
+        return config.encoder.tiny.num_layers
+    import json
+
+    folder = Path(name)
+    if (folder / "config.json").is_file():
+        data = json.loads((folder / "config.json").read_text())
+        return data.get("num_hidden_layers") or data.get("n_layers")
+    try:
+        from transformers import AutoConfig
+
+        return AutoConfig.from_pretrained(name, revision=config.encoder.revision,
+                                          local_files_only=not hub_reachable()).num_hidden_layers
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def package_model_folder(name: str) -> Path:
+    """The folder of a model shipped inside an installed Python package: ``package:<pkg>/<folder>``."""
+    import importlib.util
+
+    package, _, sub = name.removeprefix("package:").partition("/")
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ParamsError(f"encoder.name: {name!r}: Python package {package!r} is not installed; "
+                          f"install it (pip install {package.replace('_', '-')}) or name another encoder")
+    folder = Path(list(spec.submodule_search_locations)[0]) / sub
+    if not (folder / "config.json").is_file():
+        raise ParamsError(f"encoder.name: {name!r}: {folder} holds no config.json")
+    return folder
+
+
+def freeze_lower_layers(model, n_layers: int) -> int:
+    """Freeze the embeddings and the lowest ``n_layers`` transformer layers of ``model``.
+
+    Returns the number of parameters left trainable. Works for BERT-, RoBERTa-, XLM-R- and
+    DeBERTa-style encoders (``base_model.embeddings`` and ``base_model.encoder.layer``).
+    """
+    if n_layers <= 0:
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    base = model.base_model
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if layers is None or not hasattr(base, "embeddings"):
+        raise ParamsError(f"freeze_layers: {type(base).__name__} has no embeddings/encoder.layer to freeze")
+    if n_layers > len(layers):
+        raise ParamsError(f"freeze_layers: {n_layers} but the encoder has {len(layers)} layers")
+    for module in [base.embeddings, *list(layers)[:n_layers]]:
+        for param in module.parameters():
+            param.requires_grad = False
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 def prepare_pretrained(config, *, texts: Iterable[str] | None = None) -> str:

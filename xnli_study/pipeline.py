@@ -9,6 +9,7 @@ record is the last thing a stage writes. :class:`StageRun` is the notebook-side 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import logging
 import os
 import platform
@@ -22,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from .config import StudyConfig, load_params
-from .errors import StageNotReadyError, StudyError
+from .errors import ParamsError, StageNotReadyError, StudyError
 from .files import atomic_path, read_json, save_figure, write_json, write_table, write_text
 
 log = logging.getLogger("xnli_study")
@@ -39,14 +40,21 @@ class Stage:
     notebook: str
     needs: tuple[str, ...]
     title: str
+    #: the params a stage reads; a change elsewhere leaves it complete (upstream changes reach it
+    #: through the upstream records); None = every setting
+    reads: tuple[str, ...] | None
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("data", "01_data_inspection.ipynb", (), "Data inspection"),
-    Stage("intermediate", "02_intermediate_training.ipynb", ("data",), "Intermediate training"),
-    Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"), "XNLI transfer"),
-    Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"), "Alignment"),
-    Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), "Report"),
+    Stage("data", "01_data_inspection.ipynb", (), "Data inspection",
+          ("encoder", "languages", "xnli", "mnli", "conditions", "tasks", "alignment.probe_split")),
+    Stage("intermediate", "02_intermediate_training.ipynb", ("data",), "Intermediate training",
+          ("encoder", "conditions", "tasks", "seeds", "device", "training.intermediate")),
+    Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"), "XNLI transfer",
+          ("encoder", "languages", "xnli", "mnli", "conditions", "seeds", "device", "training.mnli")),
+    Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"), "Alignment",
+          ("encoder", "languages", "xnli", "conditions", "seeds", "device", "alignment")),
+    Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), "Report", None),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 
@@ -71,7 +79,7 @@ def stage_complete(run_dir: str | Path, stage: str, config: StudyConfig) -> bool
     """True when ``stage`` has a record for these params and upstream runs, with all outputs present."""
     run_dir = Path(run_dir)
     record = read_record(run_dir, stage)
-    if not record or record.get("fingerprint") != config.fingerprint():
+    if not record or record.get("fingerprint") != config.fingerprint(STAGE_BY_NAME[stage].reads):
         return False
     for need, finished in record.get("upstream", {}).items():
         upstream = read_record(run_dir, need)
@@ -88,11 +96,11 @@ def at_run_dir(config: StudyConfig, run_dir: str | Path | None) -> StudyConfig:
     return config.model_copy(update={"output_dir": str(run_dir.parent), "run_name": run_dir.name})
 
 
-def needs_message(stage: Stage, missing: list[str], params_path: str) -> str:
-    first = STAGE_BY_NAME[missing[0]]
-    return (f"The '{stage.name}' stage needs the '{first.name}' stage ({first.notebook}), which has "
-            f"not run for these params. Run first: xnli-study run --params {params_path}  "
-            f"(or: make study)")
+def needs_message(stage: Stage, missing: list[str], params_path: str, run_dir: Path) -> str:
+    names = ", ".join(f"'{n}' ({STAGE_BY_NAME[n].notebook})" for n in missing)
+    return (f"The '{stage.name}' stage needs {names}, not complete for these params in {run_dir}. "
+            f"Run first: xnli-study run --params {params_path} --out {run_dir} --stages "
+            f"{' '.join(missing)}  (for the default profile: make study)")
 
 
 class StageRun:
@@ -113,7 +121,7 @@ class StageRun:
         self.started = time.perf_counter()
         missing = [n for n in self.stage.needs if not stage_complete(self.run_dir, n, self.config)]
         if missing:
-            raise StageNotReadyError(needs_message(self.stage, missing, self.params_path))
+            raise StageNotReadyError(needs_message(self.stage, missing, self.params_path, self.run_dir))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         resolved = self.run_dir / "params.yaml"
         if not resolved.exists():
@@ -147,13 +155,17 @@ class StageRun:
         return self._register(save_figure(fig, self.path("figures", f"{name}.png")))
 
     def show_figure(self, name: str, fig: Any) -> Path:
-        """Save ``figures/<name>.png``, close the figure and display the saved PNG (rendered once)."""
+        """Save ``figures/<name>.png``, close the figure and display the saved PNG (rendered once),
+        with the figure's title as its alternative text."""
         import matplotlib.pyplot as plt
         from IPython.display import Image, display
 
+        titles = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) else []
+        titles += [ax.get_title() for ax in fig.axes if ax.get_title()]
+        alt = titles[0] if titles else name.replace("_", " ")
         path = self.save_figure(name, fig)
         plt.close(fig)
-        display(Image(filename=str(path)))
+        display(Image(filename=str(path), metadata={"alt": alt}))
         return path
 
     def save_json(self, name: str, data: Any) -> Path:
@@ -171,7 +183,7 @@ class StageRun:
             raise StudyError(f"stage {self.stage.name}: outputs missing: {', '.join(missing)}")
         upstream = {n: (read_record(self.run_dir, n) or {}).get("finished_at") for n in self.stage.needs}
         record = {
-            "stage": self.stage.name, "fingerprint": self.config.fingerprint(),
+            "stage": self.stage.name, "fingerprint": self.config.fingerprint(self.stage.reads),
             "finished_at": _now(), "seconds": round(time.perf_counter() - self.started, 2),
             "upstream": upstream, "outputs": self.outputs, "summary": summary,
         }
@@ -187,13 +199,20 @@ def ensure_kernel() -> str:
     manager = KernelSpecManager()
     try:
         spec = manager.get_kernel_spec(KERNEL_NAME)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+        if (Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()
+                and "--IPKernelApp.log_level=CRITICAL" in spec.argv):
             return KERNEL_NAME
     except NoSuchKernel:
         pass
     from ipykernel.kernelspec import install
 
-    install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY, prefix=sys.prefix)
+    folder = Path(install(kernel_name=KERNEL_NAME, display_name=KERNEL_DISPLAY, prefix=sys.prefix))
+    # the kernel's own log (e.g. "running over TCP without encryption") would otherwise interleave
+    # with every batch run's output; errors in cells still reach the notebook and the CLI
+    spec_file = folder / "kernel.json"
+    spec = json.loads(spec_file.read_text())
+    spec["argv"] = [*spec["argv"], "--IPKernelApp.log_level=CRITICAL"]
+    write_text(spec_file, json.dumps(spec, indent=1))
     log.info("registered Jupyter kernel %r for %s", KERNEL_NAME, sys.executable)
     return KERNEL_NAME
 
@@ -238,11 +257,53 @@ def _manifest_base(config: StudyConfig) -> dict:
 
 # ---- running the study --------------------------------------------------------------------
 def preflight(config: StudyConfig) -> None:
-    """Checks that need no training: the encoder name resolves (folder exists, hub or cache)."""
-    from .models import pick_device, resolve_encoder_name
+    """Every check that needs no training, so that bad input fails in seconds, before any kernel:
+    files named in the params exist, the encoder resolves (folder, package, hub or cache), the
+    headline layer exists, the device exists, and data sources on the hub can be reached."""
+    from .hub import require_hub
+    from .models import encoder_depth, pick_device, resolve_encoder_name
 
-    resolve_encoder_name(config)
+    files = []
+    if config.xnli.source in ("official", "xtreme"):
+        files.append(("xnli.path", config.xnli.path, "dir"))
+    if config.xnli.labels_from:
+        files.append(("xnli.labels_from", config.xnli.labels_from, "file"))
+    if config.mnli.source == "local":
+        files.append(("mnli.path", config.mnli.path, "file"))
+    for task in config.intermediate_conditions:
+        if config.task_data(task).source == "local":
+            files.append((f"tasks.{task}.path", config.task_data(task).path, "file"))
+    for key, value, kind in files:
+        if not value:
+            raise ParamsError(f"{key} is not set; it must name the {'folder' if kind == 'dir' else 'file'} to read")
+        path = config.path(value)
+        if not (path.is_dir() if kind == "dir" else path.is_file()):
+            raise ParamsError(f"{key}: {kind == 'dir' and 'folder' or 'file'} {str(path)!r} not found")
+    name = resolve_encoder_name(config)
     pick_device(config.device)
+    layer = config.alignment.headline_layer
+    if layer != "auto":
+        depth = encoder_depth(config, name)
+        if depth is not None and not 0 <= layer <= depth:
+            raise ParamsError(f"alignment.headline_layer: {layer} is outside 0..{depth} "
+                              f"(the encoder has {depth} layers; 0 is the embedding output)")
+    if config.xnli.source == "hub":
+        require_hub(f"XNLI ({config.xnli.hub_id})", fix="Set xnli.source: official or xtreme with xnli.path.")
+    if config.mnli.source == "hub":
+        require_hub(f"MultiNLI ({config.mnli.hub_id})", fix="Set mnli.source: local with mnli.path.")
+    for task in config.intermediate_conditions:
+        if config.task_data(task).source == "hub":
+            require_hub(f"task {task!r}", fix=f"Set tasks.{task}.source: local with tasks.{task}.path.")
+
+
+def missing_upstream(config: StudyConfig, run_dir: Path, selected: list[str]) -> list[str]:
+    """Stages that the selected ones need, that are not selected and not complete."""
+    missing: list[str] = []
+    for name in selected:
+        for need in STAGE_BY_NAME[name].needs:
+            if need not in selected and need not in missing and not stage_complete(run_dir, need, config):
+                missing.append(need)
+    return missing
 
 
 def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: str | Path | None = None,
@@ -263,6 +324,13 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
         if name not in STAGE_BY_NAME:
             raise StudyError(f"unknown stage {name!r}; stages: {', '.join(STAGE_BY_NAME)}")
     preflight(config)
+    missing = missing_upstream(config, run_dir, selected)
+    if missing:
+        out_arg = f" --out {run_dir}" if out else ""
+        raise StudyError(
+            f"stage(s) {', '.join(selected)} need {', '.join(missing)}, not complete in {run_dir}; "
+            f"run them too: xnli-study run --params {params_path}{out_arg} --stages "
+            f"{' '.join(s.name for s in STAGES if s.name in set(missing) | set(selected))}")
     notebooks = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     kernel = ensure_kernel()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -271,9 +339,7 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
     manifest_path = run_dir / "manifest.json"
     manifest = _manifest_base(config)
     try:
-        old = read_json(manifest_path)
-        if old.get("fingerprint") == manifest["fingerprint"]:
-            manifest["stages"] = old.get("stages", {})
+        manifest["stages"] = read_json(manifest_path).get("stages", {})
     except (OSError, ValueError):
         pass
     rerun_rest = force

@@ -60,7 +60,7 @@ def build_summary(run) -> dict:
     alignment = {}
     for (stage, cond), g in at_head.groupby(["stage", "condition"], sort=False):
         per_metric = g.groupby("metric")["value"].mean()
-        alignment.setdefault(stage, {})[cond] = {m: float(v) for m, v in per_metric.items()}
+        alignment[encoder_label(stage, cond)] = {m: float(v) for m, v in per_metric.items()}
     p_curve = non_en[(non_en["stage"] == "pretrained") & (non_en["metric"] == "retrieval")]
     by_layer = p_curve.groupby("layer")["value"].mean()
     summary = {
@@ -76,6 +76,7 @@ def build_summary(run) -> dict:
         "xnli_accuracy": nested(acc_mean, "mean"),
         "xnli_accuracy_sd": nested(acc_mean, "sd"),
         "transfer": {c: {k: float(v) for k, v in row.items()} for c, row in transfer_mean.iterrows()},
+        "chance": 1 / 3,
         "alignment": {
             "headline_layer": head, "n_layers": n_layers,
             "pooling": "mean over real tokens, special tokens and padding excluded",
@@ -84,12 +85,33 @@ def build_summary(run) -> dict:
             "at_headline_layer": alignment,
         },
     }
+    summary = _rounded(summary)
     run.save_json("summary.json", summary)
     return summary
 
 
+def encoder_label(stage: str, condition: str) -> str:
+    """``P``, ``I[task]`` or ``F[condition]``: how tables and the report name an encoder."""
+    return "P" if stage == "pretrained" else f"{stage[0].upper()}[{condition}]"
+
+
+def _rounded(value, digits: int = 6):
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: _rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v, digits) for v in value]
+    return value
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _near_chance(acc: float, chance: float, items: int) -> bool:
+    """Within two binomial standard errors of chance for ``items`` test items per language."""
+    return abs(acc - chance) <= 2 * np.sqrt(chance * (1 - chance) / max(items, 1))
 
 
 def narrative(summary: dict, *, limits: str = "") -> str:
@@ -97,42 +119,66 @@ def narrative(summary: dict, *, limits: str = "") -> str:
     acc = summary["transfer"]
     base = acc.get("none", {})
     seeds = summary["seeds"]
+    chance = summary.get("chance", 1 / 3)
+    items = summary["items_per_language"]
     lines = [
         f"**Profile `{summary['profile']}`**, encoder `{summary['encoder']}`, conditions "
         f"{', '.join('`' + c + '`' for c in summary['conditions'])}, "
         f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
-        f"XNLI {summary['xnli_split']} ({summary['xnli_source']}), {summary['items_per_language']} items "
-        f"in each of {len(summary['languages'])} languages.",
+        f"XNLI {summary['xnli_split']} ({summary['xnli_source']}), {items} items "
+        f"in each of {len(summary['languages'])} languages. Accuracies are means over seeds; "
+        f"chance is {_pct(chance)}.",
         "",
     ]
     if base:
+        transfer = ("which is close to chance: no zero-shot transfer is visible"
+                    if _near_chance(base["avg_non_en"], chance, items) else
+                    "above chance")
         lines.append(
             f"The baseline (no intermediate task) reaches {_pct(base['en'])} on English and "
-            f"{_pct(base['avg_non_en'])} on average over the other languages (transfer gap "
-            f"{100 * base['transfer_gap']:.1f} points; mean over seeds)."
+            f"{_pct(base['avg_non_en'])} on average over the other languages, {transfer} "
+            f"(transfer gap {100 * base['transfer_gap']:.1f} points)."
         )
     for cond, row in acc.items():
         if cond == "none" or not base:
             continue
-        delta = row["avg_all"] - base["avg_all"]
+        delta = row["avg_non_en"] - base["avg_non_en"]
         lines.append(
-            f"With `{cond}` as the intermediate task the average over all languages is "
-            f"{_pct(row['avg_all'])}, {abs(100 * delta):.1f} points "
-            f"{'above' if delta > 0 else 'below' if delta < 0 else 'equal to'} the baseline "
-            f"(English {_pct(row['en'])})."
+            f"With `{cond}` as the intermediate task: English {_pct(row['en'])}, the other languages "
+            f"{_pct(row['avg_non_en'])} on average, {abs(100 * delta):.1f} points "
+            f"{'above' if delta > 0 else 'below' if delta < 0 else 'equal to'} the baseline."
         )
+    if len(acc) > 1:
+        lines.append("No significance test is computed in this report: read differences of a few "
+                     "points on this many items and seeds as noise.")
     al = summary["alignment"]
-    p = al["at_headline_layer"].get("pretrained", {}).get("-", {})
+    enc = al["at_headline_layer"]
+    p = enc.get("P", {})
     if p:
+        layer = al["headline_layer"]
         lines += ["", (
-            f"Alignment is reported at layer {al['headline_layer']} of {al['n_layers']}, fixed "
-            f"before the run (layer 0 is the embedding output; sentence vectors are the "
-            f"{al['pooling']}). There the pretrained encoder retrieves translations with "
-            f"{_pct(p.get('retrieval', np.nan))} accuracy@1 (centered: "
-            f"{_pct(p.get('retrieval_centered', np.nan))}) and its linear CKA with English is "
-            f"{p.get('cka', np.nan):.2f}, averaged over the non-English languages. Its best layer "
-            f"for retrieval is layer {al['best_layer_pretrained_retrieval']}, shown apart."
+            f"Alignment is reported at layer {layer} of {al['n_layers']}, fixed before the run "
+            f"(layer 0 is the embedding output; sentence vectors are the {al['pooling']}); values "
+            f"are means over the non-English languages. The pretrained encoder P retrieves "
+            f"translations with {_pct(p['retrieval'])} accuracy@1 (centered: "
+            f"{_pct(p['retrieval_centered'])}); its linear CKA with English is {p['cka']:.2f}. "
+            f"Its best layer for retrieval is layer {al['best_layer_pretrained_retrieval']}, shown apart."
         )]
+        for name, values in enc.items():
+            if name.startswith("I["):
+                lines.append(
+                    f"Intermediate training on `{name[2:-1]}` moves retrieval at layer {layer} from "
+                    f"{_pct(p['retrieval'])} (P) to {_pct(values['retrieval'])} and CKA from "
+                    f"{p['cka']:.2f} to {values['cka']:.2f}."
+                )
+        f_base = enc.get("F[none]")
+        for name, values in enc.items():
+            if name.startswith("F[") and name != "F[none]" and f_base:
+                lines.append(
+                    f"After MNLI fine-tuning, {name} retrieves {_pct(values['retrieval'])} against "
+                    f"{_pct(f_base['retrieval'])} for the baseline F[none] (CKA {values['cka']:.2f} "
+                    f"against {f_base['cka']:.2f})."
+                )
     if limits:
         lines += ["", limits]
     return "\n".join(lines)

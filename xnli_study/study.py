@@ -110,24 +110,34 @@ def inspect_data(run) -> dict[str, pd.DataFrame]:
                                 "p95_tokens": float(np.percentile(n_tokens, 95)),
                                 "tokens_per_word": float((n_tokens / n_words).mean()),
                                 "unk_share": float(unk_share)})
-    training = [{"dataset": "mnli", "source": config.mnli.source, **mnli_report.as_dict(),
-                 "used": len(mnli), **_balance(mnli["label"], NLI_LABELS)}]
+    training = [{"dataset": "mnli", "source": config.mnli.source, "rows_read": mnli_report.rows_read,
+                 "dropped_no_consensus": mnli_report.dropped_no_consensus, "used": len(mnli),
+                 **_balance(mnli["label"], NLI_LABELS)}]
     for task_name, frame in tasks.items():
         spec = get_task(task_name)
         training.append({"dataset": task_name, "source": config.task_data(task_name).source,
-                         "rows_read": len(frame), "used": len(frame),
+                         "rows_read": len(frame), "dropped_no_consensus": 0, "used": len(frame),
                          **_balance(frame["label"], spec.label_names)})
     parallel = _parallel_summary(xnli)
     tables = {
         "xnli_counts": pd.DataFrame(counts), "token_lengths": pd.DataFrame(lengths),
-        "training_data": pd.DataFrame(training).fillna(0), "parallel": parallel,
+        "training_data": _int_counts(pd.DataFrame(training)), "parallel": parallel,
     }
     for key, frame in tables.items():
         run.save_table(f"{key}.csv", frame)
-    examples = xnli["dev"].groupby("lang", sort=False).head(1)[["lang", "premise", "hypothesis", "label"]]
+    examples = (xnli["dev"].groupby("lang", sort=False).head(1)[["lang", "premise", "hypothesis", "label"]]
+                .assign(label=lambda f: f["label"].map(dict(enumerate(NLI_LABELS))).fillna("unlabelled"))
+                .reset_index(drop=True))
     run.save_table("xnli_examples.csv", examples)
     tables["examples"] = examples
     return tables
+
+
+def _int_counts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Counts as integers (a label absent from one dataset is 0, not NaN)."""
+    counts = [c for c in frame.columns if c not in ("dataset", "source")]
+    frame[counts] = frame[counts].fillna(0).astype(int)
+    return frame
 
 
 def _balance(labels: pd.Series, names) -> dict[str, int]:

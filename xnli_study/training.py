@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .models import pick_device, quiet_transformers
+from .models import freeze_lower_layers, pick_device, quiet_transformers
 
 
 @dataclass
@@ -101,6 +101,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
 
     torch.manual_seed(seed)
+    freeze_lower_layers(model, settings.freeze_layers)
     dev = pick_device(device)
     train_ds = encode_pairs(tokenizer, train, max_length=settings.max_length)
     eval_ds = encode_pairs(tokenizer, eval_frame, max_length=settings.max_length) if eval_frame is not None else None
