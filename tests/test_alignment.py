@@ -202,3 +202,25 @@ def test_probe_set_on_real_xnli(shared_data, split, premises):
     assert en["text"].str.strip().is_unique
     ids = probe.groupby("lang")["sid"].apply(tuple)
     assert ids.nunique() == 1 and len(ids) == 15
+
+
+def test_every_metric_takes_float32_and_float64_alike():
+    x64 = rng(50).normal(size=(120, 24))
+    y64 = x64 + rng(51).normal(scale=0.8, size=x64.shape) + 0.5
+    x32, y32 = x64.astype(np.float32), y64.astype(np.float32)
+    for fn in (al.retrieval_accuracy, al.translation_cosine_margin, al.linear_cka):
+        a, b = fn(x64, y64), fn(x32, y32)
+        assert isinstance(a, float) and isinstance(b, float)
+        assert a == pytest.approx(b, abs=1e-5), fn.__name__
+    assert al.linear_cka(x32, y32, debiased=True) == pytest.approx(al.linear_cka(x64, y64, debiased=True), abs=1e-5)
+    e64 = {"en": x64, "fr": y64 + 3.0}
+    e32 = {k: v.astype(np.float32) for k, v in e64.items()}
+    assert al.language_id_probe(e64) == al.language_id_probe(e32)
+
+
+def test_cached_vectors_are_memory_mapped(tmp_path):
+    np.save(tmp_path / "en.npy", np.ones((2, 3, 4), dtype=np.float16))
+    loaded = al.load_cached(tmp_path, ["en"])
+    assert isinstance(loaded["en"], np.memmap) and loaded["en"].dtype == np.float16
+    table = al.alignment_metrics({"en": loaded["en"], "fr": loaded["en"]})
+    assert set(table["layer"]) == {0, 1}

@@ -233,7 +233,7 @@ def language_id_probe(embeddings: Mapping[str, np.ndarray], *, folds: int = 5, s
     n = len(next(iter(embeddings.values())))
     if any(len(v) != n for v in embeddings.values()):
         raise ValueError("every language needs the same n items")
-    x = np.concatenate([np.asarray(embeddings[lang], dtype=np.float64) for lang in langs])
+    x = np.concatenate([np.asarray(embeddings[lang], dtype=np.float32) for lang in langs])
     y = np.repeat(np.arange(len(langs)), n)
     groups = np.tile(np.random.default_rng(seed).permutation(n), len(langs))
     scores = []
@@ -315,14 +315,19 @@ def alignment_metrics(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[
 
 
 def language_id_by_layer(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[int] | None = None,
-                         folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    """:func:`language_id_probe` at each layer: frame ``layer, metric='language_id', value``."""
+                         rows: np.ndarray | None = None, folds: int = 5, seed: int = 0) -> pd.DataFrame:
+    """:func:`language_id_probe` at each layer, on the sentences ``rows`` (default: all).
+
+    Returns a frame ``layer, lang='all', metric='language_id', value``.
+    """
     first = next(iter(embeddings.values()))
     layers = list(range(first.shape[0])) if layers is None else list(layers)
-    folds = min(folds, first.shape[1])
+    rows = np.arange(first.shape[1]) if rows is None else np.asarray(rows)
+    folds = min(folds, len(rows))
     return pd.DataFrame([
         {"layer": layer, "lang": "all", "metric": "language_id",
-         "value": language_id_probe({k: v[layer] for k, v in embeddings.items()}, folds=folds, seed=seed)}
+         "value": language_id_probe({k: np.asarray(v[layer][rows], dtype=np.float32)
+                                     for k, v in embeddings.items()}, folds=folds, seed=seed)}
         for layer in layers
     ])
 
@@ -384,4 +389,15 @@ def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_
                 np.save(tmp / f"{lang}.npy", emb.astype(np.float16))
             write_json(tmp / "meta.json", {"checkpoint": str(checkpoint), "pooling": POOLING,
                                            "max_length": max_length, "languages": langs})
-    return {lang: np.load(folder / f"{lang}.npy").astype(np.float32) for lang in langs}
+    return load_cached(folder, langs)
+
+
+def load_cached(folder, langs) -> dict[str, np.ndarray]:
+    """Memory-mapped float16 ``(n_layers + 1, n, hidden)`` arrays of a cache folder, by language.
+
+    Nothing is read until a metric slices a layer, and the metrics convert one layer of one or two
+    languages at a time, so memory stays bounded however large the probe set.
+    """
+    from pathlib import Path
+
+    return {lang: np.load(Path(folder) / f"{lang}.npy", mmap_mode="r") for lang in langs}

@@ -267,9 +267,8 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
         frames.append(al.alignment_metrics(emb, layers=layers).assign(**keys))
         if a.language_id_sentences:
             n = next(iter(emb.values())).shape[1]
-            keep = np.random.default_rng(a.seed).permutation(n)[: a.language_id_sentences]
-            sub = {lang: v[:, np.sort(keep)] for lang, v in emb.items()}
-            lid.append(al.language_id_by_layer(sub, layers=layers, seed=a.seed).assign(**keys))
+            keep = np.sort(np.random.default_rng(a.seed).permutation(n)[: a.language_id_sentences])
+            lid.append(al.language_id_by_layer(emb, layers=layers, rows=keep, seed=a.seed).assign(**keys))
     table = pd.concat(frames + lid, ignore_index=True)
     cols = ["checkpoint", "stage", "condition", "seed", "layer", "lang", "metric", "value"]
     table = table[cols]
