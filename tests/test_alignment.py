@@ -35,6 +35,9 @@ def test_independent_targets_are_not_aligned():
     assert al.retrieval_accuracy(x, y) < 5 / n + 0.01
     assert al.linear_cka(x, y, debiased=True) == pytest.approx(0.0, abs=0.02)
     assert al.translation_cosine_margin(x, y) == pytest.approx(0.0, abs=0.02)
+    # the plain (biased) estimator is near 0 too once n >> features
+    big_x, big_y = rng(3).normal(size=(4000, 16)), rng(4).normal(size=(4000, 16))
+    assert al.linear_cka(big_x, big_y) < 0.01
 
 
 def test_language_offset_hurts_raw_retrieval_and_centering_restores_it():

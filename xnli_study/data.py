@@ -212,26 +212,18 @@ def read_nli_jsonl(path: str | Path, *, report: ReadReport | None = None) -> pd.
     path = Path(path)
     if not path.is_file():
         raise DataError(f"NLI file {path} not found")
-    rows = []
-    report = report or ReadReport(str(path))
+    parsed = []
     for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
-            premise, hypothesis, label = row["premise"], row["hypothesis"], row["label"]
+            parsed.append((row["premise"], row["hypothesis"], row["label"]))
         except (json.JSONDecodeError, KeyError, TypeError) as err:
             raise DataError(
                 f"{path}, line {n}: expected a JSON object with premise, hypothesis, label ({err})"
             ) from None
-        report.rows_read += 1
-        if isinstance(label, str) and label.strip() == NO_CONSENSUS:
-            report.dropped_no_consensus += 1
-            continue
-        rows.append((premise, hypothesis, canonical_label(label, source=str(path))))
-    if not rows:
-        raise DataError(f"{path} holds no labelled pairs")
-    return pd.DataFrame(rows, columns=["premise", "hypothesis", "label"])
+    return _nli_rows(parsed, path, report or ReadReport(str(path)))
 
 
 def read_mnli_file(path: str | Path, *, report: ReadReport | None = None) -> pd.DataFrame:
@@ -277,7 +269,7 @@ def _nli_rows(rows, path: Path, report: ReadReport) -> pd.DataFrame:
     out = []
     for premise, hypothesis, label in rows:
         report.rows_read += 1
-        if (label or "").strip() == NO_CONSENSUS:
+        if isinstance(label, str) and label.strip() == NO_CONSENSUS:
             report.dropped_no_consensus += 1
             continue
         out.append((premise, hypothesis, canonical_label(label, source=str(path))))
