@@ -142,3 +142,52 @@ def test_sst2_sample_task(tmp_path, sample_dir):
     config = config_with(conditions=["none", "sst2"], tasks={"sst2": {"source": "sample", "max_examples": 50}})
     frame = tasks.load_task("sst2", config, run_dir=tmp_path)
     assert len(frame) == 50 and isinstance(frame, pd.DataFrame)
+
+
+def test_registry_covers_the_pair_tasks_with_their_hub_sources():
+    assert {"anli_plus", "xnli_mt", "qqp"} <= set(tasks.TASKS)
+    plus = tasks.get_task("anli_plus")
+    assert [h.hub_id for h in plus.hub] == ["facebook/anli", "nyu-mll/multi_nli", "stanfordnlp/snli"]
+    assert plus.label_names == ("entailment", "neutral", "contradiction")
+    assert tasks.get_task("xnli_mt").hub[0].config == "{lang}"
+
+
+def test_qqp_local_tsv(tmp_path):
+    path = tmp_path / "qqp.tsv"
+    path.write_text("id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate\n1\t1\t2\tHow?\tWhy?\t0\n2\t3\t4\tA?\tA!\t1\n")
+    config = config_with(conditions=["none", "qqp"], tasks={"qqp": {"source": "local", "path": str(path)}})
+    frame = tasks.load_task("qqp", config, run_dir=tmp_path)
+    assert frame[["text_a", "text_b", "label"]].values.tolist() == [["How?", "Why?", 0], ["A?", "A!", 1]]
+
+
+def test_xnli_mt_task_reads_each_non_english_language(tmp_path):
+    for lang, text in (("fr", "Il pleut."), ("de", "Es regnet.")):
+        (tmp_path / f"multinli.train.{lang}.tsv").write_text(f"premise\thypo\tlabel\n{text}\t{text}\tentailment\n")
+    config = config_with(languages=["en", "fr", "de"], conditions=["none", "xnli_mt"],
+                         tasks={"xnli_mt": {"source": "local", "path": str(tmp_path)}})
+    frame = tasks.load_task("xnli_mt", config, run_dir=tmp_path)
+    assert sorted(frame["text_a"]) == ["Es regnet.", "Il pleut."] and set(frame["label"]) == {0}
+
+
+def test_anli_plus_from_a_folder_of_jsonl_files(tmp_path, shared_data):
+    import shutil
+
+    shutil.copy(shared_data / "anli" / "test.jsonl", tmp_path / "anli.jsonl")
+    shutil.copy(shared_data / "mnli" / "dev_matched.jsonl", tmp_path / "mnli.jsonl")
+    config = config_with(conditions=["none", "anli_plus"],
+                         tasks={"anli_plus": {"source": "local", "path": str(tmp_path), "max_examples": None}})
+    frame = tasks.load_task("anli_plus", config, run_dir=tmp_path)
+    assert len(frame) == 3200 + 9815 and set(frame["label"]) == {0, 1, 2}
+
+
+def test_anli_plus_offline_names_every_dataset(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")
+    hub.hub_reachable.cache_clear()
+    try:
+        config = config_with(conditions=["none", "anli_plus"])
+        with pytest.raises(HubUnavailableError, match="facebook/anli, nyu-mll/multi_nli, stanfordnlp/snli"):
+            tasks.load_task("anli_plus", config, run_dir=tmp_path)
+    finally:
+        hub.hub_reachable.cache_clear()

@@ -29,6 +29,7 @@ INT_LABELS: dict[str, tuple[str, ...]] = {
     "hub:nyu-mll/multi_nli": ("entailment", "neutral", "contradiction"),
     "hub:nyu-mll/glue/mnli": ("entailment", "neutral", "contradiction"),
     "hub:facebook/anli": ("entailment", "neutral", "contradiction"),
+    "hub:stanfordnlp/snli": ("entailment", "neutral", "contradiction"),
     "xlm": ("contradiction", "neutral", "entailment"),
 }
 _WORD_ALIASES = {"e": "entailment", "n": "neutral", "c": "contradiction",

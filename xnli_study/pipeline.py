@@ -272,13 +272,15 @@ def preflight(config: StudyConfig) -> None:
         files.append(("mnli.path", config.mnli.path, "file"))
     for task in config.intermediate_conditions:
         if config.task_data(task).source == "local":
-            files.append((f"tasks.{task}.path", config.task_data(task).path, "file"))
+            files.append((f"tasks.{task}.path", config.task_data(task).path, "any"))
     for key, value, kind in files:
         if not value:
             raise ParamsError(f"{key} is not set; it must name the {'folder' if kind == 'dir' else 'file'} to read")
         path = config.path(value)
-        if not (path.is_dir() if kind == "dir" else path.is_file()):
-            raise ParamsError(f"{key}: {kind == 'dir' and 'folder' or 'file'} {str(path)!r} not found")
+        found = {"dir": path.is_dir(), "file": path.is_file(), "any": path.exists()}[kind]
+        if not found:
+            what = {"dir": "folder", "file": "file", "any": "file or folder"}[kind]
+            raise ParamsError(f"{key}: {what} {str(path)!r} not found")
     name = resolve_encoder_name(config)
     pick_device(config.device)
     layer = config.alignment.headline_layer
