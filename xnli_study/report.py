@@ -205,12 +205,27 @@ def _report_notebook(run_dir: Path):
             if HIDDEN_TAGS & set(cell.get("metadata", {}).get("tags", [])):
                 continue
             if cell.cell_type == "code":
-                cell.outputs = [o for o in cell.outputs
+                cell.outputs = [_with_alt_text(o) for o in cell.outputs
                                 if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
                 if not cell.outputs:
                     continue
             merged.cells.append(cell)
     return merged
+
+
+def _with_alt_text(output):
+    """A PNG output as an ``<img>`` that keeps its alternative text (the lab template drops it)."""
+    import nbformat
+
+    data = output.get("data", {})
+    if "image/png" not in data:
+        return output
+    alt = output.get("metadata", {}).get("image/png", {}).get("alt") or "figure"
+    png = data["image/png"].replace("\n", "")
+    return nbformat.v4.new_output(
+        "display_data",
+        data={"text/html": f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt, quote=True)}">'},
+    )
 
 
 def build_report(run_dir: str | Path) -> Path:
