@@ -39,22 +39,21 @@ class Stage:
     name: str
     notebook: str
     needs: tuple[str, ...]
-    title: str
     #: the params a stage reads; a change elsewhere leaves it complete (upstream changes reach it
     #: through the upstream records); None = every setting
     reads: tuple[str, ...] | None
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("data", "01_data_inspection.ipynb", (), "Data inspection",
+    Stage("data", "01_data_inspection.ipynb", (),
           ("encoder", "languages", "xnli", "mnli", "conditions", "tasks", "alignment.probe_split")),
-    Stage("intermediate", "02_intermediate_training.ipynb", ("data",), "Intermediate training",
+    Stage("intermediate", "02_intermediate_training.ipynb", ("data",),
           ("encoder", "conditions", "tasks", "seeds", "device", "training.intermediate")),
-    Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"), "XNLI transfer",
+    Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"),
           ("encoder", "languages", "xnli", "mnli", "conditions", "seeds", "device", "training.mnli")),
-    Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"), "Alignment",
+    Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"),
           ("encoder", "languages", "xnli", "conditions", "seeds", "device", "alignment")),
-    Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), "Report", None),
+    Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), None),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
 

@@ -53,13 +53,9 @@ def model_dir(run_dir: Path, condition: str, seed: int, kind: str) -> Path:
     return Path(run_dir) / "models" / condition / f"seed{seed}" / kind
 
 
-def pretrained_name(config) -> str:
-    return prepare_pretrained(config)
-
-
 def checkpoints(config, run_dir: Path) -> list[Checkpoint]:
     """P, every I_t and every F_t of the params, in the order the study reports them."""
-    out = [Checkpoint("pretrained", "-", None, pretrained_name(config))]
+    out = [Checkpoint("pretrained", "-", None, prepare_pretrained(config))]
     for cond in config.intermediate_conditions:
         for seed in config.seeds:
             out.append(Checkpoint("intermediate", cond, seed, str(model_dir(run_dir, cond, seed, "intermediate"))))
@@ -160,7 +156,7 @@ def _parallel_summary(xnli: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def train_intermediate(run) -> dict[str, pd.DataFrame]:
     """Fine-tune P on each intermediate task with every seed; save the encoder only."""
     config, run_dir = run.config, run.run_dir
-    p_name = pretrained_name(config)
+    p_name = prepare_pretrained(config)
     tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
     logs, results = [], []
     jobs = [(c, s) for c in config.intermediate_conditions for s in config.seeds]
@@ -201,7 +197,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
     """For every condition and seed: I_t + fresh head on English MNLI, selected on English dev;
     then zero-shot evaluation on every language. Keeps per-example predictions."""
     config, run_dir = run.config, run.run_dir
-    p_name = pretrained_name(config)
+    p_name = prepare_pretrained(config)
     tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
     mnli = nli_as_pairs(load_mnli(config, run_dir=run_dir))
     dev = load_xnli(config, split="dev", run_dir=run_dir)
