@@ -157,17 +157,11 @@ def load_xnli_hub(hub_id: str, *, split: str, languages: Iterable[str],
     frames = []
     for lang in languages:
         ds = datasets.load_dataset(hub_id, lang, split=hub_split, revision=revision)
-        names = ds.features["label"].names
-        if list(names) != list(INT_LABELS["hub:facebook/xnli"]):
-            raise DataError(f"{hub_id}: unexpected label names {names}")
-        df = ds.to_pandas()
-        frames.append(pd.DataFrame({
-            "lang": lang,
-            "id": [f"{split}-{i}" for i in range(len(df))],
-            "premise_id": _premise_ids(df["premise"].tolist(), split),
-            "premise": df["premise"], "hypothesis": df["hypothesis"],
-            "label": [canonical_label(int(x), source=f"hub:{hub_id}") for x in df["label"]],
-        }))
+        nli = nli_from_hub_dataset(ds, source=f"hub:{hub_id}")
+        frames.append(nli.assign(
+            lang=lang, id=[f"{split}-{i}" for i in range(len(nli))],
+            premise_id=_premise_ids(nli["premise"].tolist(), split),
+        )[["lang", "id", "premise_id", "premise", "hypothesis", "label"]])
     return pd.concat(frames, ignore_index=True)
 
 

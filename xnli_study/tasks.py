@@ -15,7 +15,7 @@ from typing import Literal
 
 import pandas as pd
 
-from .data import ReadReport, canonical_label, read_nli_jsonl, read_xnli_mt, sample_folder, subsample
+from .data import ReadReport, nli_from_hub_dataset, read_nli_jsonl, read_xnli_mt, sample_folder, subsample
 from .errors import DataError
 from .hub import require_hub
 
@@ -197,13 +197,14 @@ def _hub(spec: TaskSpec, *, languages: list[str]) -> pd.DataFrame:
         for config_name in configs:
             for split in source.splits:
                 ds = datasets.load_dataset(source.hub_id, config_name, split=split, revision=source.revision)
+                if spec.label_names == NLI3:  # label names checked, ids mapped, -1 rows dropped
+                    frames.append(_nli_pairs(nli_from_hub_dataset(ds, source=f"hub:{source.hub_id}")))
+                    continue
                 df = ds.to_pandas()
-                labels = df[source.label_column]
-                if spec.label_names == NLI3:
-                    labels = [canonical_label(int(x), source=f"hub:{source.hub_id}") for x in labels]
                 cols = source.columns
                 frames.append(pd.DataFrame({
-                    "text_a": df[cols[0]], "text_b": df[cols[1]] if len(cols) > 1 else "", "label": labels,
+                    "text_a": df[cols[0]], "text_b": df[cols[1]] if len(cols) > 1 else "",
+                    "label": df[source.label_column],
                 }))
     frame = pd.concat(frames, ignore_index=True)
     return frame[frame["label"] >= 0].reset_index(drop=True)
