@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,26 @@ def tiny(sample_dir):
     settings = TinyEncoderConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
     model = build_tiny_encoder(settings, vocab_size=len(tokenizer), seed=0).eval()
     return tokenizer, model
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory, root):
+    """A copy of notebooks/ and params/ in a temporary folder: the run lands in its outputs/."""
+    tree = tmp_path_factory.mktemp("project")
+    shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
+    shutil.copytree(root / "params", tree / "params")
+    return tree
+
+
+@pytest.fixture(scope="session")
+def smoke_run(project):
+    """The smoke study run once through papermill, as `make study` runs it: (run folder, seconds)."""
+    from xnli_study import pipeline
+
+    started = time.perf_counter()
+    run_dir = pipeline.run_study(project / "params" / "smoke.yaml", notebooks_dir=project / "notebooks",
+                                 progress=False)
+    return run_dir, time.perf_counter() - started
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ import sys
 
 import pytest
 import yaml
+from pathlib import Path
 
 from xnli_study.config import load_params, parse_params
 from xnli_study.errors import ParamsError
@@ -101,3 +102,21 @@ def test_cli_missing_params_file(tmp_path):
                            str(tmp_path / "nope.yaml")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_resolved_params_with_data_paths_keep_every_stage_fingerprint(tmp_path, root):
+    """A profile with data_dir and relative data paths: the run folder's params.yaml (absolute
+    paths) must fingerprint like the original, or no stage would ever count as complete."""
+    from xnli_study.pipeline import STAGES
+
+    config = load_params(root / "params" / "offline-real.yaml")
+    resolved = tmp_path / "params.yaml"
+    resolved.write_text(config.to_yaml())
+    again = load_params(resolved)
+    assert again.data_dir is None and Path(again.xnli.path).is_absolute()
+    assert again.data_path(again.xnli.path) == config.data_path(config.xnli.path)
+    for stage in STAGES:
+        assert again.fingerprint(stage.reads) == config.fingerprint(stage.reads), stage.name
+    moved = parse_params({**yaml.safe_load((root / "params" / "offline-real.yaml").read_text()),
+                          "data_dir": str(tmp_path)}, base_dir=root / "params")
+    assert moved.fingerprint(STAGES[0].reads) != config.fingerprint(STAGES[0].reads)

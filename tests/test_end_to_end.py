@@ -16,23 +16,6 @@ from xnli_study.languages import XNLI_LANGUAGES
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, root):
-    """A copy of notebooks/ and params/ in a temporary folder: the run lands in its outputs/."""
-    tree = tmp_path_factory.mktemp("project")
-    shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
-    shutil.copytree(root / "params", tree / "params")
-    return tree
-
-
-@pytest.fixture(scope="module")
-def smoke_run(project):
-    started = time.perf_counter()
-    run_dir = pipeline.run_study(project / "params" / "smoke.yaml", notebooks_dir=project / "notebooks",
-                                 progress=False)
-    return run_dir, time.perf_counter() - started
-
-
 def test_run_folder_is_complete(smoke_run):
     run_dir, _ = smoke_run
     assert run_dir.name == "smoke" and run_dir.parent.name == "outputs"

@@ -191,3 +191,24 @@ def test_anli_plus_offline_names_every_dataset(monkeypatch, tmp_path):
             tasks.load_task("anli_plus", config, run_dir=tmp_path)
     finally:
         hub.hub_reachable.cache_clear()
+
+
+def test_freeze_layers_counts_the_embeddings_as_layer_zero(tiny):
+    tokenizer, encoder = tiny
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        encoder.save_pretrained(folder)
+        model = models.load_classifier(folder, num_labels=3, seed=0)
+    total = sum(p.numel() for p in model.parameters())
+    assert models.freeze_lower_layers(model, 0) == total
+    frozen_embeddings = models.freeze_lower_layers(model, 1)
+    assert not any(p.requires_grad for p in model.base_model.embeddings.parameters())
+    assert all(p.requires_grad for p in model.base_model.encoder.layer[0].parameters())
+    assert frozen_embeddings == total - sum(p.numel() for p in model.base_model.embeddings.parameters())
+    models.freeze_lower_layers(model, 2)
+    assert not any(p.requires_grad for p in model.base_model.encoder.layer[0].parameters())
+    assert all(p.requires_grad for p in model.base_model.encoder.layer[1].parameters())
+    assert all(p.requires_grad for p in model.classifier.parameters())
+    with pytest.raises(ParamsError, match="only layers 0..2"):
+        models.freeze_lower_layers(model, 4)

@@ -93,3 +93,23 @@ def test_accuracy_tables_from_predictions():
     mean = evaluation.mean_over_seeds(acc)
     assert mean.set_index("lang")["sd"].tolist() == [0.0, 0.0]
     assert (preds["p0"] + preds["p1"] + preds["p2"]).round(6).eq(1).all()
+
+
+def test_bf16_training_returns_a_plain_fp32_model(toy_model, tmp_path):
+    tokenizer, path = toy_model
+    train = toy_task(64, 0)
+    settings = SETTINGS.model_copy(update={"epochs": 1, "precision": "bf16"})
+    model = models.load_classifier(path, num_labels=2, seed=0)
+    result = training.fine_tune(model=model, tokenizer=tokenizer, train=train, settings=settings, seed=0,
+                                work_dir=tmp_path, progress=False)
+    assert result.log["loss"].dropna().map(np.isfinite).all()
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())
+    # no mixed-precision wrapper left on forward: the model in memory predicts like the saved one
+    assert not hasattr(result.model.forward, "__wrapped__")
+    models.save_model(result.model, tokenizer, tmp_path / "f")
+    reloaded = models.load_classifier(str(tmp_path / "f"), num_labels=2, seed=5)
+    frame = pd.DataFrame({"premise": train["text_a"][:8].tolist(), "hypothesis": ["x"] * 8})
+    np.testing.assert_allclose(evaluation.predict(result.model, tokenizer, frame),
+                               evaluation.predict(reloaded, tokenizer, frame), atol=1e-6)
+    low = evaluation.predict(reloaded, tokenizer, frame, precision="bf16")
+    np.testing.assert_allclose(low, evaluation.predict(reloaded, tokenizer, frame), atol=0.05)

@@ -103,8 +103,10 @@ class StageTrainingConfig(_Strict):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     evals_per_epoch: int = Field(1, ge=1)  # checkpoints scored on English dev per epoch
-    # freeze the embeddings and the lowest N transformer layers (CPU budgets); 0 trains everything
+    # freeze layers 0..N-1 (0 = the embeddings, as in the alignment tables; CPU budgets); 0 trains all
     freeze_layers: int = Field(0, ge=0)
+    # bf16: mixed precision (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX); fp32 otherwise
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 class TrainingConfig(_Strict):
@@ -133,6 +135,9 @@ class StudyConfig(_Strict):
     limits: str = ""  # what the profile's numbers can and cannot show; printed in the report
     run_name: str
     output_dir: str = "../outputs"
+    #: folder that relative data paths (xnli.path, xnli.labels_from, mnli.path, tasks.*.path) are
+    #: read from; unset, they resolve against the params file's folder like every other path
+    data_dir: str | None = None
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     device: Device = "auto"
     encoder: EncoderConfig = EncoderConfig()
@@ -216,6 +221,13 @@ class StudyConfig(_Strict):
         p = Path(value).expanduser()
         return p if p.is_absolute() else (Path(self.base_dir) / p).resolve()
 
+    def data_path(self, value: str) -> Path:
+        """Resolve a data path: against ``data_dir`` when it is set, else like :meth:`path`."""
+        p = Path(value).expanduser()
+        if p.is_absolute() or self.data_dir is None:
+            return self.path(value)
+        return (self.path(self.data_dir) / p).resolve()
+
     def task_data(self, name: str) -> TaskDataConfig:
         """The data settings of task ``name`` (defaults when the params do not set them)."""
         return self.tasks.get(name, TaskDataConfig())
@@ -226,7 +238,9 @@ class StudyConfig(_Strict):
         ``keys`` limits it to some top-level fields or ``section.field`` paths, so that a stage's
         fingerprint changes only when a setting it reads changes.
         """
-        data = self.model_dump(exclude={"output_dir", "run_name", "base_dir", "description", "limits"})
+        data = self._resolved_dump()
+        for key in ("output_dir", "run_name", "description", "limits"):
+            data.pop(key)
         if keys is not None:
             picked = {}
             for key in keys:
@@ -235,20 +249,26 @@ class StudyConfig(_Strict):
             data = picked
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
-    def to_yaml(self) -> str:
-        """The resolved params as YAML, paths made absolute: it loads the same from any folder."""
+    def _resolved_dump(self) -> dict:
+        """The params with every path made absolute (data paths through ``data_dir``), so that the
+        same settings give the same dump wherever the file that holds them lives."""
         data = self.model_dump()
         data["output_dir"] = str(self.path(self.output_dir))
         for section, key in (("xnli", "path"), ("xnli", "labels_from"), ("mnli", "path")):
             if data[section][key]:
-                data[section][key] = str(self.path(data[section][key]))
+                data[section][key] = str(self.data_path(data[section][key]))
         for task in data["tasks"].values():
             if task["path"]:
-                task["path"] = str(self.path(task["path"]))
+                task["path"] = str(self.data_path(task["path"]))
+        data["data_dir"] = None  # the data paths above are absolute now
         if looks_like_path(self.encoder.name) and self.path(self.encoder.name).exists():
             data["encoder"]["name"] = str(self.path(self.encoder.name))
         data.pop("base_dir")
-        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        return data
+
+    def to_yaml(self) -> str:
+        """The resolved params as YAML, paths made absolute: it loads the same from any folder."""
+        return yaml.safe_dump(self._resolved_dump(), sort_keys=False, allow_unicode=True)
 
 
 def looks_like_path(name: str) -> bool:

@@ -66,11 +66,13 @@ class ReadReport:
     source: str
     rows_read: int = 0
     dropped_no_consensus: int = 0
+    dropped_unusable: int = 0  # no gold answer (a test split) or an answer not found in its context
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"source": self.source, "rows_read": self.rows_read,
-                "dropped_no_consensus": self.dropped_no_consensus, "notes": "; ".join(self.notes)}
+                "dropped_no_consensus": self.dropped_no_consensus,
+                "dropped_unusable": self.dropped_unusable, "notes": "; ".join(self.notes)}
 
 
 # ---- XNLI ------------------------------------------------------------------------------------
@@ -382,9 +384,9 @@ def load_xnli(config, *, split: str, run_dir: str | Path) -> pd.DataFrame:
             raise DataError(f"xnli.source is '{x.source}' but xnli.path is not set; set it to the "
                             + ("XNLI-1.0 folder" if x.source == "official" else "folder of {dev,test}-<lang>.tsv"))
         reader = read_xnli_official if x.source == "official" else read_xnli_xtreme
-        frame = reader(config.path(x.path), split=split, languages=languages)
+        frame = reader(config.data_path(x.path), split=split, languages=languages)
         if x.labels_from and (frame["label"] < 0).all():
-            frame = attach_labels(frame, config.path(x.labels_from),
+            frame = attach_labels(frame, config.data_path(x.labels_from),
                                   lang=x.labels_lang if x.labels_lang in languages else None)
     else:
         frame = load_xnli_hub(x.hub_id, split=split, languages=languages)
@@ -402,7 +404,7 @@ def load_mnli(config, *, run_dir: str | Path, report: ReadReport | None = None) 
     elif m.source == "local":
         if not m.path:
             raise DataError("mnli.source is 'local' but mnli.path is not set; set it to a MultiNLI file")
-        frame = read_mnli_file(config.path(m.path), report=report)
+        frame = read_mnli_file(config.data_path(m.path), report=report)
     else:
         frame = load_mnli_hub(m.hub_id, split=m.split, config=m.hub_config, max_examples=None, report=report)
     return subsample(frame, m.max_examples)

@@ -16,11 +16,12 @@ from .models import pick_device
 
 @torch.no_grad()
 def predict(model, tokenizer, frame: pd.DataFrame, *, batch_size: int = 64, max_length: int = 128,
-            device: str = "auto", progress: bool = False, desc: str = "predict") -> np.ndarray:
+            device: str = "auto", progress: bool = False, desc: str = "predict",
+            precision: str = "fp32") -> np.ndarray:
     """Class probabilities ``(n_rows, n_labels)`` for ``frame`` (``premise, hypothesis``).
 
     Rows are batched by length (shortest first) and padded per batch; results come back in input
-    order.
+    order. ``precision="bf16"`` runs the forward pass under bf16 autocast, as training did.
     """
     dev = pick_device(device)
     model = model.to(dev).eval()
@@ -32,7 +33,8 @@ def predict(model, tokenizer, frame: pd.DataFrame, *, batch_size: int = 64, max_
     for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
         idx = order[start:start + batch_size]
         batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc.keys()}, return_tensors="pt")
-        logits = model(**{k: v.to(dev) for k, v in batch.items()}).logits
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            logits = model(**{k: v.to(dev) for k, v in batch.items()}).logits
         out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return out
 

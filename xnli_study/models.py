@@ -177,7 +177,9 @@ def package_model_folder(name: str) -> Path:
 
 
 def freeze_lower_layers(model, n_layers: int) -> int:
-    """Freeze the embeddings and the lowest ``n_layers`` transformer layers of ``model``.
+    """Freeze layers ``0 .. n_layers - 1`` of ``model``'s encoder, numbered as in the alignment
+    tables: layer 0 is the embeddings, layer k the k-th transformer layer. ``1`` freezes the
+    embeddings only; ``0`` trains everything.
 
     Returns the number of parameters left trainable. Works for BERT-, RoBERTa-, XLM-R- and
     DeBERTa-style encoders (``base_model.embeddings`` and ``base_model.encoder.layer``).
@@ -188,9 +190,10 @@ def freeze_lower_layers(model, n_layers: int) -> int:
     layers = getattr(getattr(base, "encoder", None), "layer", None)
     if layers is None or not hasattr(base, "embeddings"):
         raise ParamsError(f"freeze_layers: {type(base).__name__} has no embeddings/encoder.layer to freeze")
-    if n_layers > len(layers):
-        raise ParamsError(f"freeze_layers: {n_layers} but the encoder has {len(layers)} layers")
-    for module in [base.embeddings, *list(layers)[:n_layers]]:
+    if n_layers - 1 > len(layers):
+        raise ParamsError(f"freeze_layers: {n_layers} but the encoder has only layers 0..{len(layers)} "
+                          "(0 is the embeddings)")
+    for module in [base.embeddings, *list(layers)[:n_layers - 1]]:
         for param in module.parameters():
             param.requires_grad = False
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -255,6 +258,25 @@ def load_classifier(name: str, *, num_labels: int, seed: int, label_names: tuple
             name, num_labels=num_labels, revision=revision, local_files_only=not hub_reachable(),
             **kwargs,
         )
+
+
+_HEADS = {"single": "AutoModelForSequenceClassification", "pair": "AutoModelForSequenceClassification",
+          "multiple_choice": "AutoModelForMultipleChoice", "extractive_qa": "AutoModelForQuestionAnswering"}
+
+
+def load_task_model(name: str, *, task_format: str, label_names: tuple[str, ...], seed: int,
+                    revision: str | None = None):
+    """The encoder in ``name`` with a fresh, seeded head for a task of ``task_format``: a
+    classifier, a multiple-choice scorer (one score per choice) or a span (start/end) head."""
+    if task_format in ("single", "pair"):
+        return load_classifier(name, num_labels=len(label_names), label_names=label_names, seed=seed,
+                               revision=revision)
+    import transformers
+
+    auto = getattr(transformers, _HEADS[task_format])
+    torch.manual_seed(seed)
+    with quiet_transformers():
+        return auto.from_pretrained(name, revision=revision, local_files_only=not hub_reachable())
 
 
 def save_encoder(model, tokenizer, folder: str | Path) -> Path:

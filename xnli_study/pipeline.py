@@ -46,13 +46,15 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("data", "01_data_inspection.ipynb", (),
-          ("encoder", "languages", "xnli", "mnli", "conditions", "tasks", "alignment.probe_split")),
+          ("encoder", "languages", "data_dir", "xnli", "mnli", "conditions", "tasks",
+           "alignment.probe_split")),
     Stage("intermediate", "02_intermediate_training.ipynb", ("data",),
-          ("encoder", "conditions", "tasks", "seeds", "device", "training.intermediate")),
+          ("encoder", "data_dir", "conditions", "tasks", "seeds", "device", "training.intermediate")),
     Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"),
-          ("encoder", "languages", "xnli", "mnli", "conditions", "seeds", "device", "training.mnli")),
+          ("encoder", "languages", "data_dir", "xnli", "mnli", "conditions", "seeds", "device",
+           "training.mnli")),
     Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"),
-          ("encoder", "languages", "xnli", "conditions", "seeds", "device", "alignment")),
+          ("encoder", "languages", "data_dir", "xnli", "conditions", "seeds", "device", "alignment")),
     Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), None),
 )
 STAGE_BY_NAME = {s.name: s for s in STAGES}
@@ -275,7 +277,7 @@ def preflight(config: StudyConfig) -> None:
     for key, value, kind in files:
         if not value:
             raise ParamsError(f"{key} is not set; it must name the {'folder' if kind == 'dir' else 'file'} to read")
-        path = config.path(value)
+        path = config.data_path(value)
         found = {"dir": path.is_dir(), "file": path.is_file(), "any": path.exists()}[kind]
         if not found:
             what = {"dir": "folder", "file": "file", "any": "file or folder"}[kind]

@@ -63,6 +63,11 @@ def build_summary(run) -> dict:
         alignment[encoder_label(stage, cond)] = {m: float(v) for m, v in per_metric.items()}
     p_curve = non_en[(non_en["stage"] == "pretrained") & (non_en["metric"] == "retrieval")]
     by_layer = p_curve.groupby("layer")["value"].mean()
+    retrieval_best = {}
+    for (stage, cond), g in non_en[non_en["metric"] == "retrieval"].groupby(["stage", "condition"], sort=False):
+        per = g.groupby(["layer", "lang"])["value"].mean().unstack("lang")  # mean over seeds
+        best = int(per.mean(axis=1).idxmax())
+        retrieval_best[encoder_label(stage, cond)] = {"layer": best, **per.loc[best].to_dict()}
     summary = {
         "profile": config.profile,
         "run_name": config.run_name,
@@ -83,6 +88,9 @@ def build_summary(run) -> dict:
             "layer_0": "embedding output",
             "best_layer_pretrained_retrieval": int(by_layer.idxmax()) if len(by_layer) else None,
             "at_headline_layer": alignment,
+            # en <-> X retrieval (mean of both directions) per language, at each encoder's best
+            # layer (the layer with the highest mean over the non-English languages)
+            "retrieval_at_best_layer": retrieval_best,
         },
     }
     summary = _rounded(summary)

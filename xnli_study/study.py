@@ -26,7 +26,7 @@ from .data import ReadReport, load_mnli, load_xnli
 from .errors import DataError
 from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
 from .languages import NLI_LABELS
-from .models import load_classifier, load_tokenizer, prepare_pretrained, save_encoder, save_model
+from .models import load_classifier, load_task_model, load_tokenizer, prepare_pretrained, save_encoder, save_model
 from .tasks import get_task, load_task
 from .training import fine_tune, nli_as_pairs
 
@@ -73,11 +73,15 @@ def inspect_data(run) -> dict[str, pd.DataFrame]:
     xnli = {split: load_xnli(config, split=split, run_dir=run_dir) for split in splits}
     mnli_report = ReadReport(f"mnli:{config.mnli.source}")
     mnli = load_mnli(config, run_dir=run_dir, report=mnli_report)
-    tasks = {name: load_task(name, config, run_dir=run_dir) for name in config.intermediate_conditions}
+    task_reports = {name: ReadReport(f"task:{name}") for name in config.intermediate_conditions}
+    tasks = {name: load_task(name, config, run_dir=run_dir, report=task_reports[name])
+             for name in config.intermediate_conditions}
 
     texts = list(mnli["premise"]) + list(mnli["hypothesis"])
     for frame in tasks.values():
         texts += list(frame["text_a"]) + [t for t in frame["text_b"] if t]
+        if "choices" in frame:
+            texts += [c for choices in frame["choices"] for c in choices]
     texts += list(xnli["dev"]["premise"].unique()) + list(xnli["dev"]["hypothesis"])
     name = prepare_pretrained(config, texts=texts)
     tokenizer = load_tokenizer(name, revision=config.encoder.revision)
@@ -106,13 +110,20 @@ def inspect_data(run) -> dict[str, pd.DataFrame]:
                                 "p95_tokens": float(np.percentile(n_tokens, 95)),
                                 "tokens_per_word": float((n_tokens / n_words).mean()),
                                 "unk_share": float(unk_share)})
-    training = [{"dataset": "mnli", "source": config.mnli.source, "rows_read": mnli_report.rows_read,
-                 "dropped_no_consensus": mnli_report.dropped_no_consensus, "used": len(mnli),
+    def where(source: str, path: str | None) -> str:
+        return str(config.data_path(path).name) if source == "local" and path else source
+
+    training = [{"dataset": "mnli", "format": "pair", "source": where(config.mnli.source, config.mnli.path),
+                 "rows_read": mnli_report.rows_read, "dropped_no_consensus": mnli_report.dropped_no_consensus,
+                 "dropped_unusable": mnli_report.dropped_unusable, "used": len(mnli),
                  **_balance(mnli["label"], NLI_LABELS)}]
     for task_name, frame in tasks.items():
-        spec = get_task(task_name)
-        training.append({"dataset": task_name, "source": config.task_data(task_name).source,
-                         "rows_read": len(frame), "dropped_no_consensus": 0, "used": len(frame),
+        spec, report = get_task(task_name), task_reports[task_name]
+        training.append({"dataset": task_name, "format": spec.format,
+                         "source": where(config.task_data(task_name).source, config.task_data(task_name).path),
+                         "rows_read": report.rows_read,
+                         "dropped_no_consensus": report.dropped_no_consensus,
+                         "dropped_unusable": report.dropped_unusable, "used": len(frame),
                          **_balance(frame["label"], spec.label_names)})
     parallel = _parallel_summary(xnli)
     tables = {
@@ -131,7 +142,7 @@ def inspect_data(run) -> dict[str, pd.DataFrame]:
 
 def _int_counts(frame: pd.DataFrame) -> pd.DataFrame:
     """Counts as integers (a label absent from one dataset is 0, not NaN)."""
-    counts = [c for c in frame.columns if c not in ("dataset", "source")]
+    counts = [c for c in frame.columns if c not in ("dataset", "format", "source")]
     frame[counts] = frame[counts].fillna(0).astype(int)
     return frame
 
@@ -166,13 +177,13 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
         held = data.sample(frac=0.1, random_state=seed) if len(data) >= 20 else data.iloc[:0]
         train = data.drop(held.index)
         log.info("intermediate %s, seed %d: %d training examples", cond, seed, len(train))
-        model = load_classifier(p_name, num_labels=spec.num_labels, label_names=spec.label_names,
+        model = load_task_model(p_name, task_format=spec.format, label_names=spec.label_names,
                                 seed=seed, revision=config.encoder.revision)
         started = time.perf_counter()
         result = fine_tune(model=model, tokenizer=tokenizer, train=train, seed=seed,
                            settings=config.training.intermediate, device=config.device,
                            eval_frame=held if len(held) else None, select_best=False,
-                           work_dir=run_dir / ".tmp")
+                           work_dir=run_dir / ".tmp", task_format=spec.format)
         out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
         run.output(out)
         last_eval = result.log["eval_accuracy"].dropna() if "eval_accuracy" in result.log else pd.Series(dtype=float)
@@ -222,7 +233,8 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
                            select_best=True, work_dir=run_dir / ".tmp")
         run.output(save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final")))
         probs = predict(result.model, tokenizer, test, batch_size=settings.eval_batch_size,
-                        max_length=settings.max_length, device=config.device)
+                        max_length=settings.max_length, device=config.device,
+                        precision=settings.precision)
         predictions.append(predictions_table(test, probs, condition=cond, seed=seed))
         logs.append(result.log.assign(condition=cond, seed=seed))
         selection.append({"condition": cond, "seed": seed, "best_step": result.best_step,

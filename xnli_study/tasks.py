@@ -1,14 +1,25 @@
 """The intermediate-task registry: what each task is, where its data lives, how to read it.
 
 A params file names tasks by their registry name (``conditions: [none, sst2]``). Each task loads
-into a tidy frame ``text_a, text_b, label`` (``text_b`` empty for single-sentence tasks; ``label``
-an id into ``TaskSpec.label_names``) from the hub, from local files in the task's own format, or,
-where the task has one, from the synthetic sample (``xnli_study.sample``).
+from the hub, from local files in the task's own format, or, where the task has one, from the
+synthetic sample (``xnli_study.sample``), into a tidy frame whose shape follows its format:
+
+* ``single`` / ``pair`` (sentence and sentence-pair classification): ``text_a, text_b, label``
+  (``text_b`` empty for single sentences; ``label`` an id into ``TaskSpec.label_names``);
+* ``multiple_choice``: ``text_a`` (the context), ``text_b`` (the question or the start of the
+  ending; may be empty), ``choices`` (a list of strings), ``label`` (the index of the right one);
+* ``extractive_qa``: ``text_a`` (the question), ``text_b`` (the context), ``answer_text``,
+  ``answer_start`` (a character offset into the context, -1 when unanswerable) and ``label``
+  (1 answerable, 0 not).
+
+Script-based hub datasets (refused by ``datasets`` 4 and later) are read from the hub's parquet
+export: their :class:`HubSource` records ``revision="refs/convert/parquet"``.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,7 +30,8 @@ from .data import ReadReport, nli_from_hub_dataset, read_nli_jsonl, read_xnli_mt
 from .errors import DataError
 from .hub import require_hub
 
-TaskFormat = Literal["single", "pair"]
+TaskFormat = Literal["single", "pair", "multiple_choice", "extractive_qa"]
+PARQUET_EXPORT = "refs/convert/parquet"
 NLI3 = ("entailment", "neutral", "contradiction")
 
 
@@ -45,7 +57,7 @@ class TaskSpec:
     description: str
     label_names: tuple[str, ...]
     hub: tuple[HubSource, ...]
-    local_reader: str  # "nli_jsonl", "glue_single", "pair_tsv", "glue_qqp" or "xnli_mt"
+    local_reader: str  # a key of _LOCAL_READERS, or "nli_jsonl" / "xnli_mt"
     local_format: str  # what a local file looks like, for messages
     has_sample: bool = False
 
@@ -54,10 +66,16 @@ class TaskSpec:
         return len(self.label_names)
 
     @property
+    def is_classification(self) -> bool:
+        return self.format in ("single", "pair")
+
+    @property
     def hub_ids(self) -> str:
         return ", ".join(dict.fromkeys(h.hub_id for h in self.hub))
 
 
+QA_LABELS = ("no_answer", "answer")
+_SQUAD_JSON = "SQuAD JSON {version, data: [{title, paragraphs: [{context, qas}]}]}"
 _NLI_JSONL = "JSONL {premise, hypothesis, label} with label words (a file, or a folder of .jsonl files)"
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
@@ -98,6 +116,45 @@ TASKS: dict[str, TaskSpec] = {
             hub=(HubSource("nyu-mll/glue", config="qqp", columns=("question1", "question2")),),
             local_reader="glue_qqp",
             local_format="GLUE QQP TSV with header id qid1 qid2 question1 question2 is_duplicate",
+        ),
+        TaskSpec(
+            name="squad", format="extractive_qa", description="SQuAD v1.1 (extractive QA)",
+            label_names=QA_LABELS,
+            hub=(HubSource("rajpurkar/squad", config="plain_text", columns=()),),
+            local_reader="squad_json", local_format=_SQUAD_JSON + " (train-v1.1.json)",
+        ),
+        TaskSpec(
+            name="squad_v2", format="extractive_qa",
+            description="SQuAD v2.0 (extractive QA with unanswerable questions)",
+            label_names=QA_LABELS,
+            hub=(HubSource("rajpurkar/squad_v2", config="squad_v2", columns=()),),
+            local_reader="squad_json", local_format=_SQUAD_JSON + " with is_impossible (train-v2.0.json)",
+        ),
+        TaskSpec(
+            name="hellaswag", format="multiple_choice",
+            description="HellaSwag (commonsense sentence completion, 4 endings)",
+            label_names=("ending0", "ending1", "ending2", "ending3"),
+            hub=(HubSource("Rowan/hellaswag", config="default", columns=(), revision=PARQUET_EXPORT),),
+            local_reader="hellaswag_jsonl",
+            local_format="HellaSwag JSONL (hellaswag_train.jsonl: ctx_a, ctx_b, endings, label)",
+        ),
+        TaskSpec(
+            name="commonsenseqa", format="multiple_choice",
+            description="CommonsenseQA (5-way multiple-choice questions)",
+            label_names=("A", "B", "C", "D", "E"),
+            hub=(HubSource("tau/commonsense_qa", columns=()),),
+            local_reader="commonsenseqa_jsonl",
+            local_format="CommonsenseQA JSONL (train_rand_split.jsonl: answerKey, question.stem, "
+                         "question.choices)",
+        ),
+        TaskSpec(
+            name="cosmosqa", format="multiple_choice",
+            description="Cosmos QA (commonsense reading comprehension, 4 answers)",
+            label_names=("answer0", "answer1", "answer2", "answer3"),
+            hub=(HubSource("allenai/cosmos_qa", config="default", columns=(), revision=PARQUET_EXPORT),),
+            local_reader="cosmosqa",
+            local_format="Cosmos QA train.csv (id, context, question, answer0..answer3, label) or the "
+                         "same fields as JSONL",
         ),
         TaskSpec(
             name="sst2", format="single", description="SST-2 sentiment (single sentence, 2 classes)",
@@ -157,12 +214,182 @@ def read_glue_qqp(path: Path) -> pd.DataFrame:
                          "label": frame["is_duplicate"].astype(int)})
 
 
+# ---- multiple choice ---------------------------------------------------------------------------
+# Each hub dataset and its local files share field names, so one mapper per task serves both.
+def _as_list(value) -> list:
+    """A list from a hub/pandas sequence cell (list, tuple, numpy array) or a JSON list."""
+    if value is None or (isinstance(value, float) and value != value):
+        return []
+    return list(value)
+
+
+def _choice_frame(context, stem, choices, labels, *, source: str, n_choices: int,
+                  report: ReadReport | None) -> pd.DataFrame:
+    """Assemble a multiple-choice frame; rows without a gold answer (test splits) are dropped and
+    counted, and a file with none at all is refused."""
+    frame = pd.DataFrame({"text_a": [str(x).strip() for x in context],
+                          "text_b": [str(x).strip() for x in stem],
+                          "choices": [[str(c).strip() for c in _as_list(x)] for x in choices],
+                          "label": labels})
+    wrong = frame["choices"].map(len) != n_choices
+    if wrong.any():
+        raise DataError(f"{source}: {int(wrong.sum())} rows do not have {n_choices} answer choices "
+                        f"(first at row {int(wrong.idxmax())})")
+    usable = frame["label"].between(0, n_choices - 1)
+    if report is not None:
+        report.rows_read += len(frame)
+        report.dropped_unusable += int((~usable).sum())
+    if not usable.any():
+        raise DataError(f"{source}: no row has a gold answer (is it a test split?); use the "
+                        "training split")
+    return frame[usable].reset_index(drop=True).astype({"label": int})
+
+
+def _int_or_missing(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1
+
+
+def hellaswag_frame(df: pd.DataFrame, *, source: str, report: ReadReport | None = None) -> pd.DataFrame:
+    """HellaSwag rows (``ctx_a, ctx_b, endings, label``; hub or ``hellaswag_*.jsonl``).
+
+    The choice is scored on ``ctx_a`` paired with ``ctx_b + ending``, as in the SWAG recipe; the
+    hub's test split has an empty label and is dropped."""
+    _require_columns(df, ("ctx_a", "ctx_b", "endings", "label"), source)
+    return _choice_frame(df["ctx_a"], df["ctx_b"].fillna(""), df["endings"],
+                         [_int_or_missing(x) for x in df["label"]], source=source, n_choices=4,
+                         report=report)
+
+
+def commonsenseqa_frame(df: pd.DataFrame, *, source: str, report: ReadReport | None = None) -> pd.DataFrame:
+    """CommonsenseQA rows in the hub's fields (``question``, ``choices: {label, text}``,
+    ``answerKey`` a letter); the answer letter is looked up in each row's own choice labels."""
+    _require_columns(df, ("question", "choices", "answerKey"), source)
+    letters = [[str(x) for x in _as_list(c["label"])] for c in df["choices"]]
+    labels = [keys.index(key) if key in keys else -1 for keys, key in zip(letters, df["answerKey"].fillna(""))]
+    return _choice_frame(df["question"], [""] * len(df), [c["text"] for c in df["choices"]], labels,
+                         source=source, n_choices=5, report=report)
+
+
+def cosmosqa_frame(df: pd.DataFrame, *, source: str, report: ReadReport | None = None) -> pd.DataFrame:
+    """Cosmos QA rows (``context, question, answer0..answer3, label``; hub, CSV or JSONL)."""
+    answers = [f"answer{i}" for i in range(4)]
+    _require_columns(df, ("context", "question", *answers, "label"), source)
+    choices = df[answers].astype(str).values.tolist()
+    return _choice_frame(df["context"], df["question"], choices,
+                         [_int_or_missing(x) for x in df["label"]], source=source, n_choices=4,
+                         report=report)
+
+
+def _require_columns(df: pd.DataFrame, columns: tuple[str, ...], source: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(f"{source}: missing fields {missing}; found {list(df.columns)}")
+
+
+def read_jsonl_records(path: Path) -> list[dict]:
+    records = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}, line {n}: not valid JSON ({err.msg})") from None
+    if not records:
+        raise DataError(f"{path}: no records")
+    return records
+
+
+def read_hellaswag_jsonl(path: Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+    """HellaSwag's own ``hellaswag_{train,val}.jsonl``."""
+    return hellaswag_frame(pd.DataFrame(read_jsonl_records(path)), source=str(path), report=report)
+
+
+def read_commonsenseqa_jsonl(path: Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+    """CommonsenseQA's own ``train_rand_split.jsonl`` (``question: {stem, choices: [{label, text}]}``)."""
+    rows = []
+    for r in read_jsonl_records(path):
+        q = r.get("question")
+        if not isinstance(q, dict) or "stem" not in q or "choices" not in q:
+            raise DataError(f"{path}: expected question.stem and question.choices in every record")
+        rows.append({"question": q["stem"], "answerKey": r.get("answerKey", ""),
+                     "choices": {"label": [c["label"] for c in q["choices"]],
+                                 "text": [c["text"] for c in q["choices"]]}})
+    return commonsenseqa_frame(pd.DataFrame(rows), source=str(path), report=report)
+
+
+def read_cosmosqa(path: Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+    """Cosmos QA's own ``train.csv`` / ``valid.csv`` (quoted CSV with a header) or JSONL."""
+    if path.suffix == ".jsonl":
+        df = pd.DataFrame(read_jsonl_records(path))
+    else:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return cosmosqa_frame(df, source=str(path), report=report)
+
+
+# ---- extractive QA --------------------------------------------------------------------------------
+def squad_frame(df: pd.DataFrame, *, source: str, report: ReadReport | None = None) -> pd.DataFrame:
+    """SQuAD rows in the hub's fields (``question, context, answers: {text, answer_start}``).
+
+    The first gold answer is kept. No answer means unanswerable (SQuAD 2.0): ``answer_start`` -1,
+    ``label`` 0. An answer whose text is not at its offset in the context is dropped and counted.
+    """
+    _require_columns(df, ("question", "context", "answers"), source)
+    rows, misaligned = [], 0
+    for question, context, answers in zip(df["question"], df["context"], df["answers"]):
+        texts = _as_list(answers.get("text") if isinstance(answers, dict) else None)
+        starts = _as_list(answers.get("answer_start") if isinstance(answers, dict) else None)
+        if texts:
+            text, start = str(texts[0]), int(starts[0])
+            if context[start:start + len(text)] != text:
+                misaligned += 1
+                continue
+        else:
+            text, start = "", -1
+        rows.append({"text_a": question.strip(), "text_b": context, "answer_text": text,
+                     "answer_start": start, "label": int(start >= 0)})
+    if report is not None:
+        report.rows_read += len(df)
+        report.dropped_unusable += misaligned
+    if not rows:
+        raise DataError(f"{source}: no usable questions")
+    return pd.DataFrame(rows)
+
+
+def read_squad_json(path: Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+    """SQuAD's own JSON (v1.1 or v2.0: ``data -> paragraphs -> qas``; v2.0 marks
+    ``is_impossible`` questions, whose answers list is empty)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        raise DataError(f"{path}: expected {_SQUAD_JSON}")
+    rows = []
+    for article in doc["data"]:
+        for paragraph in article.get("paragraphs", []):
+            for qa in paragraph.get("qas", []):
+                answers = [] if qa.get("is_impossible") else qa.get("answers", [])
+                rows.append({"question": qa["question"], "context": paragraph["context"],
+                             "answers": {"text": [a["text"] for a in answers],
+                                         "answer_start": [a["answer_start"] for a in answers]}})
+    return squad_frame(pd.DataFrame(rows), source=str(path), report=report)
+
+
+_HUB_MAPPERS = {"squad_json": squad_frame, "hellaswag_jsonl": hellaswag_frame,
+                "commonsenseqa_jsonl": commonsenseqa_frame, "cosmosqa": cosmosqa_frame}
+_LOCAL_READERS = {"squad_json": read_squad_json, "hellaswag_jsonl": read_hellaswag_jsonl,
+                  "commonsenseqa_jsonl": read_commonsenseqa_jsonl, "cosmosqa": read_cosmosqa}
+
+
 def _nli_pairs(nli: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"text_a": nli["premise"].values, "text_b": nli["hypothesis"].values,
                          "label": nli["label"].values})
 
 
-def _local(spec: TaskSpec, path: Path, *, languages: list[str]) -> pd.DataFrame:
+def _local(spec: TaskSpec, path: Path, *, languages: list[str], report: ReadReport) -> pd.DataFrame:
     expect_dir = spec.local_reader == "xnli_mt" or (spec.local_reader == "nli_jsonl" and path.is_dir())
     if not (path.is_dir() if expect_dir else path.is_file()):
         raise DataError(f"task {spec.name!r}: local {'folder' if expect_dir else 'file'} {path} not "
@@ -176,6 +403,8 @@ def _local(spec: TaskSpec, path: Path, *, languages: list[str]) -> pd.DataFrame:
     if spec.local_reader == "xnli_mt":
         langs = [lang for lang in languages if lang != "en"]
         return pd.concat([_nli_pairs(read_xnli_mt(path, lang=lang)) for lang in langs], ignore_index=True)
+    if spec.local_reader in _LOCAL_READERS:
+        return _LOCAL_READERS[spec.local_reader](path, report=report)
     if spec.local_reader == "glue_single":
         return read_glue_single_tsv(path)
     if spec.local_reader == "glue_qqp":
@@ -183,7 +412,7 @@ def _local(spec: TaskSpec, path: Path, *, languages: list[str]) -> pd.DataFrame:
     return read_pair_tsv(path)
 
 
-def _hub(spec: TaskSpec, *, languages: list[str]) -> pd.DataFrame:
+def _hub(spec: TaskSpec, *, languages: list[str], report: ReadReport) -> pd.DataFrame:
     require_hub(
         f"task {spec.name!r} ({spec.hub_ids})",
         fix=f"Set tasks.{spec.name}.source: local and tasks.{spec.name}.path: <{spec.local_format}>.",
@@ -197,6 +426,10 @@ def _hub(spec: TaskSpec, *, languages: list[str]) -> pd.DataFrame:
         for config_name in configs:
             for split in source.splits:
                 ds = datasets.load_dataset(source.hub_id, config_name, split=split, revision=source.revision)
+                if spec.local_reader in _HUB_MAPPERS:
+                    frames.append(_HUB_MAPPERS[spec.local_reader](
+                        ds.to_pandas(), source=f"hub:{source.hub_id}", report=report))
+                    continue
                 if spec.label_names == NLI3:  # label names checked, ids mapped, -1 rows dropped
                     frames.append(_nli_pairs(nli_from_hub_dataset(ds, source=f"hub:{source.hub_id}")))
                     continue
@@ -210,9 +443,11 @@ def _hub(spec: TaskSpec, *, languages: list[str]) -> pd.DataFrame:
     return frame[frame["label"] >= 0].reset_index(drop=True)
 
 
-def load_task(name: str, config, *, run_dir: str | Path) -> pd.DataFrame:
-    """Training data of task ``name`` as the params say: ``text_a, text_b, label``, capped."""
+def load_task(name: str, config, *, run_dir: str | Path, report: ReadReport | None = None) -> pd.DataFrame:
+    """Training data of task ``name`` as the params say, in its format's frame (module docstring),
+    capped at ``tasks.<name>.max_examples``."""
     spec = get_task(name)
+    report = report if report is not None else ReadReport(f"task:{name}")
     settings = config.task_data(name)
     if settings.source == "sample":
         if not spec.has_sample:
@@ -223,9 +458,11 @@ def load_task(name: str, config, *, run_dir: str | Path) -> pd.DataFrame:
     elif settings.source == "local":
         if not settings.path:
             raise DataError(f"tasks.{name}.source is 'local' but tasks.{name}.path is not set")
-        frame = _local(spec, config.path(settings.path), languages=config.languages)
+        frame = _local(spec, config.data_path(settings.path), languages=config.languages, report=report)
     else:
-        frame = _hub(spec, languages=config.languages)
+        frame = _hub(spec, languages=config.languages, report=report)
+    if not report.rows_read:
+        report.rows_read = len(frame)
     bad = set(frame["label"].unique()) - set(range(spec.num_labels))
     if bad:
         raise DataError(f"task {name!r}: labels {sorted(bad)} outside 0..{spec.num_labels - 1}")

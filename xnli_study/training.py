@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .errors import DataError
 from .models import freeze_lower_layers, pick_device, quiet_transformers
 
 
@@ -46,6 +47,90 @@ def encode_pairs(tokenizer, frame: pd.DataFrame, *, max_length: int, with_labels
     if with_labels:
         columns["labels"] = frame["label"].astype(int).tolist()
     return datasets.Dataset.from_dict(columns)
+
+
+def encode_choices(tokenizer, frame: pd.DataFrame, *, max_length: int):
+    """Tokenise a multiple-choice frame: each choice ``c`` becomes the pair
+    ``(text_a, text_b + " " + c)``; every example keeps its list of encoded choices."""
+    import datasets
+
+    k = len(frame["choices"].iloc[0])
+    firsts = [a for a in frame["text_a"] for _ in range(k)]
+    seconds = [f"{b} {c}".strip() for b, choices in zip(frame["text_b"], frame["choices"]) for c in choices]
+    enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length)
+    columns = {key: [enc[key][i:i + k] for i in range(0, len(firsts), k)] for key in enc.keys()}
+    columns["length"] = [max(len(ids) for ids in group) for group in columns["input_ids"]]
+    columns["labels"] = frame["label"].astype(int).tolist()
+    return datasets.Dataset.from_dict(columns)
+
+
+def encode_spans(tokenizer, frame: pd.DataFrame, *, max_length: int, stride: int | None = None):
+    """Tokenise an extractive-QA frame into windows over the context (question first).
+
+    A context longer than a window is split into overlapping windows (``stride`` tokens shared,
+    a quarter of ``max_length`` by default). Each window's target is the answer's first and last
+    token, or ``[CLS]`` (0, 0) when the answer is not wholly inside it or the question has none.
+    Needs a fast tokenizer (character offsets).
+    """
+    import datasets
+
+    if not getattr(tokenizer, "is_fast", False):
+        raise DataError("extractive QA needs a fast tokenizer (character offsets); this encoder's "
+                        "tokenizer is not one")
+    stride = max_length // 4 if stride is None else stride
+    try:
+        enc = tokenizer(frame["text_a"].tolist(), frame["text_b"].tolist(), truncation="only_second",
+                        max_length=max_length, stride=stride, return_overflowing_tokens=True,
+                        return_offsets_mapping=True)
+    except Exception as err:  # the tokenizer refuses questions longer than a window
+        raise DataError(f"extractive QA: cannot fit question and context into max_length {max_length} "
+                        f"({err}); raise training.intermediate.max_length") from None
+    starts = frame["answer_start"].astype(int).to_numpy()
+    ends = starts + frame["answer_text"].str.len().to_numpy()
+    start_positions, end_positions = [], []
+    for i, offsets in enumerate(enc["offset_mapping"]):
+        row = enc["overflow_to_sample_mapping"][i]
+        sequence = enc.sequence_ids(i)
+        context = [t for t, s in enumerate(sequence) if s == 1]
+        first, last = context[0], context[-1]
+        a, b = starts[row], ends[row]
+        if a < 0 or offsets[first][0] > a or offsets[last][1] < b:
+            start_positions.append(0)
+            end_positions.append(0)
+            continue
+        start_positions.append(next(t for t in context if offsets[t][1] > a))
+        end_positions.append(next(t for t in reversed(context) if offsets[t][0] < b))
+    columns = {key: enc[key] for key in enc.keys() if key not in ("offset_mapping", "overflow_to_sample_mapping")}
+    columns["length"] = [len(ids) for ids in enc["input_ids"]]
+    columns["start_positions"] = start_positions
+    columns["end_positions"] = end_positions
+    return datasets.Dataset.from_dict(columns)
+
+
+def encode_for(fmt: str, tokenizer, frame: pd.DataFrame, *, max_length: int):
+    """The training dataset of a task frame in format ``fmt`` (see ``xnli_study.tasks``)."""
+    if fmt == "multiple_choice":
+        return encode_choices(tokenizer, frame, max_length=max_length)
+    if fmt == "extractive_qa":
+        return encode_spans(tokenizer, frame, max_length=max_length)
+    return encode_pairs(tokenizer, frame, max_length=max_length)
+
+
+class ChoiceCollator:
+    """Pads every choice of every example in a batch to one length: ``(batch, choices, length)``."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, features: list[dict]) -> dict:
+        labels = torch.tensor([f["labels"] for f in features])
+        keys = [k for k in features[0] if k not in ("labels", "length")]
+        k = len(features[0]["input_ids"])
+        flat = [{key: f[key][j] for key in keys} for f in features for j in range(k)]
+        batch = self.tokenizer.pad(flat, return_tensors="pt")
+        batch = {key: value.view(len(features), k, -1) for key, value in batch.items()}
+        batch["labels"] = labels
+        return batch
 
 
 def nli_as_pairs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -84,15 +169,20 @@ def _replace_progress(trainer, progress: bool) -> None:
 
 
 def _accuracy(eval_pred) -> dict[str, float]:
+    """Accuracy in [0, 1]: the arg-max class or choice; for extractive QA, the share of windows
+    whose predicted start and end tokens both match the gold span."""
     logits, labels = eval_pred
+    if isinstance(logits, (tuple, list)):
+        hits = [np.asarray(lg).argmax(-1) == np.asarray(lb) for lg, lb in zip(logits, labels)]
+        return {"accuracy": float(np.logical_and.reduce(hits).mean())}
     return {"accuracy": float((np.asarray(logits).argmax(-1) == np.asarray(labels)).mean())}
 
 
 def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
               device: str = "auto", eval_frame: pd.DataFrame | None = None,
               select_best: bool = False, work_dir: str | Path | None = None,
-              progress: bool = True) -> TrainResult:
-    """Fine-tune ``model`` on ``train`` (``text_a, text_b, label``) with ``settings``.
+              progress: bool = True, task_format: str = "pair") -> TrainResult:
+    """Fine-tune ``model`` on ``train`` (a task frame of ``task_format``) with ``settings``.
 
     ``eval_frame`` is scored ``settings.evals_per_epoch`` times per epoch (accuracy in [0, 1]);
     with ``select_best`` the model with the best eval accuracy is returned, else the last one.
@@ -103,8 +193,9 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     torch.manual_seed(seed)
     freeze_lower_layers(model, settings.freeze_layers)
     dev = pick_device(device)
-    train_ds = encode_pairs(tokenizer, train, max_length=settings.max_length)
-    eval_ds = encode_pairs(tokenizer, eval_frame, max_length=settings.max_length) if eval_frame is not None else None
+    train_ds = encode_for(task_format, tokenizer, train, max_length=settings.max_length)
+    eval_ds = (encode_for(task_format, tokenizer, eval_frame, max_length=settings.max_length)
+               if eval_frame is not None else None)
     steps_per_epoch = max(1, math.ceil(len(train_ds) / settings.batch_size))
     eval_every = max(1, steps_per_epoch // settings.evals_per_epoch)
     if work_dir is not None:
@@ -135,13 +226,15 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         report_to="none",
         disable_tqdm=not progress,
         use_cpu=dev.type == "cpu",
+        bf16=settings.precision == "bf16",
         dataloader_num_workers=0,
     )
     try:
         with quiet_transformers():
             trainer = Trainer(
                 model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                data_collator=DataCollatorWithPadding(tokenizer),
+                data_collator=(ChoiceCollator(tokenizer) if task_format == "multiple_choice"
+                               else DataCollatorWithPadding(tokenizer)),
                 compute_metrics=_accuracy if eval_ds is not None else None,
             )
             _replace_progress(trainer, progress)
@@ -150,7 +243,9 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         best_step = None
         if select_best and trainer.state.best_model_checkpoint:
             best_step = int(Path(trainer.state.best_model_checkpoint).name.split("-")[-1])
-        return TrainResult(model=trainer.model.eval(), log=_tidy_log(log), best_step=best_step,
+        # drop the mixed-precision forward wrapper: the returned model is a plain fp32 model
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        return TrainResult(model=model.eval(), log=_tidy_log(log), best_step=best_step,
                            best_metric=trainer.state.best_metric if select_best else None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
