@@ -30,7 +30,7 @@ run_dir: str = ""  # the run folder; empty means output_dir/run_name from the pa
 # %%
 from IPython.display import Markdown, display
 
-from xnli_study import report
+from xnli_study import plots, report
 from xnli_study.pipeline import StageRun, setup_notebook
 
 setup_notebook()
@@ -43,6 +43,19 @@ summary = report.build_summary(run)
 # %%
 limits = f"**Limits of this profile.** {run.config.limits}" if run.config.limits else ""
 display(Markdown(report.narrative(summary, limits=limits)))
+
+# %% [markdown]
+# ## Alignment change against transfer change
+# One point per intermediate task and non-English language: the change in retrieval at the
+# headline layer and the change in XNLI accuracy, both of F_t against the baseline F[none].
+
+# %%
+points = run.read_table("alignment_vs_transfer.csv")
+if len(points):
+    fig = plots.alignment_vs_accuracy(points, summary["alignment_vs_transfer"])
+    _ = run.show_figure("alignment_vs_transfer", fig)
+else:
+    display(Markdown("Only the baseline ran: there is no change to relate."))
 
 # %% [markdown]
 # ## Published numbers for this encoder (XNLI test, zero-shot, accuracy %)

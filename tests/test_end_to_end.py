@@ -74,6 +74,52 @@ def test_report_is_self_contained_with_embedded_figures(smoke_run):
     assert "not findings" in html  # the profile's limits are stated
 
 
+def test_summary_compares_every_condition_with_intervals(smoke_run):
+    run_dir, _ = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    comparisons = summary["comparisons"]
+    assert set(comparisons) == {"sst2"}
+    for by_lang in comparisons.values():
+        assert set(by_lang) == set(XNLI_LANGUAGES) | {"avg", "avg_non_en"}
+        for lang, row in by_lang.items():
+            low, high = row["ci95"]
+            assert low <= row["delta"] <= high, lang
+            assert 0 <= row["p"] <= row["p_holm"] <= 1, lang
+            assert row["significant"] == (row["p_holm"] < 0.05)
+    # the deltas are what the per-example predictions say
+    preds = pd.read_parquet(run_dir / "tables" / "predictions.parquet")
+    by_cond = preds[preds["lang"] == "fr"].groupby("condition")["correct"].mean()
+    assert comparisons["sst2"]["fr"]["delta"] == pytest.approx(by_cond["sst2"] - by_cond["none"], abs=1e-6)
+    relation = summary["alignment_vs_transfer"]
+    assert relation["n"] == 14 and relation["layer"] == summary["alignment"]["headline_layer"]
+    if relation["spearman"] is not None:
+        low, high = relation["ci95"]
+        assert -1 <= low <= relation["spearman"] <= high <= 1
+    for cond, by_lang in summary["xnli_accuracy_ci95"].items():
+        for lang in XNLI_LANGUAGES:
+            low, high = by_lang[lang]
+            assert low <= summary["xnli_accuracy"][cond][lang] <= high
+    # tidy per-seed tables beside the summary
+    per_seed = pd.read_csv(run_dir / "tables" / "accuracy.csv")
+    assert set(per_seed.columns) >= {"condition", "seed", "lang", "accuracy", "n"}
+    assert len(per_seed) == 2 * 2 * 15
+    assert (run_dir / "tables" / "comparisons.csv").is_file() and (run_dir / "tables" / "accuracy_ci.csv").is_file()
+
+
+def test_report_reads_like_a_results_section(smoke_run):
+    run_dir, _ = smoke_run
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    for heading in ("What was run", "Zero-shot transfer", "Against the baseline", "Alignment",
+                    "Does alignment change predict transfer change?"):
+        assert heading in html, heading
+    assert "2 seeds (0, 1)" in html
+    assert "not significant" in html or "significant" in html
+    alts = re.findall(r'<img[^>]+alt="([^"]*)"', html)
+    for figure in ("XNLI zero-shot accuracy (mean over seeds; whiskers: 95% bootstrap interval)",
+                   "Accuracy change against the baseline", "Spearman", "Alignment over layers"):
+        assert any(alt.startswith(figure) or figure in alt for alt in alts), (figure, alts)
+
+
 def test_second_run_skips_complete_stages(smoke_run, project):
     run_dir, first = smoke_run
     before = (run_dir / "report.html").stat().st_mtime_ns

@@ -90,13 +90,27 @@ def test_references_match_hub_ids():
     assert report.references_for("tiny").empty
 
 
-def test_narrative_is_generated_from_the_numbers():
-    summary = {
-        "profile": "p", "encoder": "tiny", "conditions": ["none", "sst2"], "seeds": [0, 1],
+def _summary() -> dict:
+    return {
+        "profile": "p", "encoder": "FacebookAI/xlm-roberta-base", "conditions": ["none", "sst2"], "seeds": [0, 1],
         "xnli_split": "test", "xnli_source": "sample", "items_per_language": 120,
-        "languages": ["en", "fr"],
+        "languages": ["en", "fr"], "chance": 1 / 3,
+        "sizes": {"mnli_train": 800, "tasks": {"sst2": 500}},
+        "xnli_accuracy": {"none": {"en": 0.9, "fr": 0.3}, "sst2": {"en": 0.8, "fr": 0.32}},
+        "xnli_accuracy_sd": {"none": {"en": 0.01, "fr": 0.02}, "sst2": {"en": 0.05, "fr": 0.02}},
+        "xnli_accuracy_ci95": {"none": {"en": [0.85, 0.95], "fr": [0.25, 0.35], "avg_non_en": [0.25, 0.35]},
+                               "sst2": {"en": [0.7, 0.9], "fr": [0.36, 0.40], "avg_non_en": [0.36, 0.40]}},
+        "xnli_accuracy_avg": {"none": {"avg": 0.6, "avg_non_en": 0.3}, "sst2": {"avg": 0.56, "avg_non_en": 0.38}},
         "transfer": {"none": {"en": 0.9, "avg_all": 0.6, "avg_non_en": 0.3, "transfer_gap": 0.6},
-                     "sst2": {"en": 0.8, "avg_all": 0.55, "avg_non_en": 0.32, "transfer_gap": 0.5}},
+                     "sst2": {"en": 0.8, "avg_all": 0.56, "avg_non_en": 0.38, "transfer_gap": 0.42}},
+        "comparisons": {"sst2": {
+            "en": {"delta": -0.1, "ci95": [-0.2, -0.02], "p": 0.01, "p_holm": 0.01, "significant": True},
+            "fr": {"delta": 0.02, "ci95": [-0.03, 0.07], "p": 0.4, "p_holm": 0.4, "significant": False},
+            "avg": {"delta": -0.04, "ci95": [-0.1, 0.02], "p": 0.2, "p_holm": 0.2, "significant": False},
+            "avg_non_en": {"delta": 0.02, "ci95": [-0.03, 0.07], "p": 0.4, "p_holm": 0.4, "significant": False}}},
+        "alignment_vs_transfer": {"spearman": 0.4, "ci95": [-0.3, 0.9], "p": 0.3, "n": 1, "metric": "retrieval",
+                                  "layer": 3},
+        "references": [{"model": "XLM-R base", "en": 85.8, "avg_15": 76.2, "source": "XLM-R paper"}],
         "alignment": {"headline_layer": 3, "n_layers": 4, "pooling": "mean", "best_layer_pretrained_retrieval": 1,
                       "at_headline_layer": {
                           "P": {"retrieval": 0.25, "retrieval_centered": 0.5, "cka": 0.7},
@@ -104,17 +118,52 @@ def test_narrative_is_generated_from_the_numbers():
                           "F[none]": {"retrieval": 0.1, "retrieval_centered": 0.3, "cka": 0.5},
                           "F[sst2]": {"retrieval": 0.15, "retrieval_centered": 0.3, "cka": 0.55}}},
     }
+
+
+def test_narrative_is_generated_from_the_numbers():
+    summary = _summary()
     text = report.narrative(summary, limits="LIMITS")
-    assert "90.0% on English" in text and "30.0%" in text
-    assert "close to chance: no zero-shot transfer is visible" in text  # 30% vs 33% on 120 items
-    assert "the other languages 32.0% on average, 2.0 points above the baseline" in text
-    assert "No significance test" in text
-    assert "layer 3 of 4" in text and "25.0%" in text and "layer 1" in text
-    assert "from 25.0% (P) to 20.0% and CKA from 0.70 to 0.60" in text
-    assert "F[sst2] retrieves 15.0% against 10.0% for the baseline F[none]" in text
+    assert "2 seeds (0, 1)" in text and "`sst2` (500 examples)" in text and "800 examples" in text
+    assert "English 90.0% (95% CI 85.0 to 95.0, sd 1.0 over seeds)" in text
+    # the baseline's non-English interval contains chance; the task's does not
+    assert "30.0% on average (95% CI 25.0 to 35.0); at chance" in text
+    assert "38.0% on average (95% CI 36.0 to 40.0); transfer gap 42.0 points" in text
+    assert "+2.0 points (95% CI -3.0 to 7.0 points; p = 0.400, Holm-adjusted p = 0.400: not significant)" in text
+    assert "Significant after Holm correction in: en." in text
+    assert "layer 3 of 4" in text and "P's best retrieval layer is 1" in text
+    assert "retrieval 25.0% → 20.0%, centered 50.0% → 40.0%, CKA 0.70 → 0.60" in text
+    assert "F[sst2] against F[none]: retrieval 15.0% against 10.0%" in text
+    assert "Spearman ρ = 0.40 (95% bootstrap CI -0.30 to 0.90" in text and "interval includes zero" in text
+    assert "XLM-R base (XLM-R paper): English 85.8%, average over 15 76.2%." in text
+    assert "This run's baseline: English 90.0%, average over 2 60.0%" in text
     assert text.endswith("LIMITS")
-    summary["transfer"]["none"]["avg_non_en"] = 0.6
-    assert "above chance" in report.narrative(summary)
+    summary["comparisons"]["sst2"]["fr"]["significant"] = True
+    summary["alignment_vs_transfer"]["ci95"] = [0.1, 0.9]
+    text = report.narrative(summary)
+    assert "Significant after Holm correction in: en, fr." in text and "interval excludes zero" in text
+
+
+def test_narrative_without_intermediate_tasks_or_defined_correlation():
+    summary = _summary()
+    summary["alignment_vs_transfer"] = {"spearman": None, "ci95": [None, None], "p": None, "n": 14,
+                                        "metric": "retrieval", "layer": 3}
+    assert "Spearman's correlation undefined" in report.narrative(summary)
+    summary.update(conditions=["none"], comparisons={}, references=[])
+    text = report.narrative(summary)
+    assert "intermediate tasks: none (the baseline only)" in text
+    assert "Against the baseline" not in text and "Published numbers" not in text
+
+
+def test_delta_heatmap_marks_significant_cells():
+    import pandas as pd
+
+    from xnli_study import plots
+
+    table = pd.DataFrame({"condition": ["t", "t", "t"], "lang": ["en", "fr", "avg"], "delta": [0.05, -0.01, 0.02],
+                          "significant": [True, False, False]})
+    fig = plots.delta_heatmap(table)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["+5.0*", "-1.0", "+2.0"]
 
 
 def test_self_contained_strips_remote_resources():

@@ -127,6 +127,13 @@ class AlignmentConfig(_Strict):
     seed: int = 0
 
 
+class StatsConfig(_Strict):
+    """Uncertainty (STUDY.md section 4): bootstrap and permutation resamples, and their seed."""
+
+    resamples: int = Field(2000, ge=200)
+    seed: int = 0
+
+
 class StudyConfig(_Strict):
     """The whole study: one object, built from one YAML profile."""
 
@@ -148,6 +155,7 @@ class StudyConfig(_Strict):
     tasks: dict[str, TaskDataConfig] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
     alignment: AlignmentConfig = AlignmentConfig()
+    stats: StatsConfig = StatsConfig()
     #: folder the relative paths were resolved against (set by ``load_params``)
     base_dir: str = "."
 

@@ -52,7 +52,7 @@ STAGES: tuple[Stage, ...] = (
           ("encoder", "data_dir", "conditions", "tasks", "seeds", "device", "training.intermediate")),
     Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"),
           ("encoder", "languages", "data_dir", "xnli", "mnli", "conditions", "seeds", "device",
-           "training.mnli")),
+           "training.mnli", "stats")),
     Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"),
           ("encoder", "languages", "data_dir", "xnli", "conditions", "seeds", "device", "alignment")),
     Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), None),
@@ -402,10 +402,12 @@ class StageFailed(StudyError):
 def setup_notebook() -> None:
     """Prepare a stage notebook's kernel: plain progress logging (one line per step), and a longer
     GIL switch interval. The kernel's I/O threads otherwise contend for the GIL with training's
-    Python-heavy loop and slow it by a third; results do not change."""
+    Python-heavy loop and slow it by a third; results do not change. Tables show text whole."""
     sys.setswitchinterval(0.05)
     # to stderr: shown while the notebook runs, left out of the rendered report
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr, force=True)
     for noisy in ("httpx", "urllib3", "filelock", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # example sentences are shown whole, not cut at 50 characters (pandas escapes their markup)
+    pd.set_option("display.max_colwidth", None)

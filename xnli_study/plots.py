@@ -160,3 +160,86 @@ def alignment_change_heatmaps(changes: pd.DataFrame, *, comparison: str,
     fig.suptitle(f"Change in alignment: {comparison}", fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def accuracy_with_intervals(intervals: pd.DataFrame, accuracy: pd.DataFrame | None = None, *,
+                            chance: float = 1 / 3) -> plt.Figure:
+    """Zero-shot accuracy per language and condition (and the average over languages): bars are
+    means over seeds, whiskers the 95% bootstrap interval (seeds, then items), dots single seeds."""
+    order = [*_lang_order(intervals["lang"]), *[a for a in ("avg", "avg_non_en") if a in set(intervals["lang"])]]
+    conds = list(dict.fromkeys(intervals["condition"]))
+    colors = sns.color_palette("deep", len(conds))
+    width = 0.8 / len(conds)
+    fig, ax = plt.subplots(figsize=(11, 3.8))
+    for k, cond in enumerate(conds):
+        rows = intervals[intervals["condition"] == cond].set_index("lang").reindex(order)
+        x = np.arange(len(order)) + (k - (len(conds) - 1) / 2) * width
+        ax.bar(x, rows["mean"], width=width * 0.95, color=colors[k], label=cond)
+        ax.errorbar(x, rows["mean"], yerr=[rows["mean"] - rows["ci_low"], rows["ci_high"] - rows["mean"]],
+                    fmt="none", ecolor="0.15", elinewidth=1, capsize=2)
+        if accuracy is not None:
+            seeds = accuracy[accuracy["condition"] == cond]
+            pos = {lang: x[i] for i, lang in enumerate(order)}
+            ax.scatter(seeds["lang"].map(pos), seeds["accuracy"], s=6, color="0.2", zorder=3,
+                       label="single seeds" if k == 0 else None)
+    ax.axhline(chance, color="0.4", ls="--", lw=1, label="chance")
+    ax.set_xticks(np.arange(len(order)), [o.replace("avg_non_en", "avg\nnon-en") for o in order])
+    ax.set(title="XNLI zero-shot accuracy (mean over seeds; whiskers: 95% bootstrap interval)",
+           ylabel="accuracy", ylim=(0, 1))
+    ax.legend(fontsize=8, ncol=len(conds) + 2, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def delta_heatmap(comparisons: pd.DataFrame) -> plt.Figure:
+    """Language x condition heatmap of the accuracy change against the baseline, in points;
+    ``*`` marks a change significant after Holm correction (p_holm < 0.05)."""
+    order = [*_lang_order(comparisons["lang"]), *[a for a in ("avg", "avg_non_en") if a in set(comparisons["lang"])]]
+    conds = list(dict.fromkeys(comparisons["condition"]))
+    delta = comparisons.pivot(index="condition", columns="lang", values="delta").reindex(index=conds, columns=order) * 100
+    sig = comparisons.pivot(index="condition", columns="lang", values="significant").reindex(index=conds, columns=order)
+    lim = float(np.nanmax(np.abs(delta.values))) or 1.0
+    fig, ax = plt.subplots(figsize=(11, 0.9 + 0.55 * len(conds)))
+    image = ax.imshow(delta.values, aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+    for i in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            value = delta.values[i, j]
+            if np.isfinite(value):
+                mark = "*" if bool(sig.values[i, j]) else ""
+                ax.text(j, i, f"{value:+.1f}{mark}", ha="center", va="center", fontsize=7,
+                        color="white" if abs(value) > 0.6 * lim else "black")
+    ax.set_xticks(range(len(order)), [o.replace("avg_non_en", "avg\nnon-en") for o in order])
+    ax.set_yticks(range(len(conds)), conds)
+    ax.grid(False)
+    ax.set_title("Accuracy change against the baseline (points); * significant after Holm (p < 0.05)",
+                 fontsize=10)
+    fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="points")
+    fig.tight_layout()
+    return fig
+
+
+def alignment_vs_accuracy(points: pd.DataFrame, result: dict) -> plt.Figure:
+    """Change in alignment against change in accuracy (both F_t - F_none), one dot per language
+    and condition, with a least-squares line and Spearman's rho in the title."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    if len(points):
+        sns.scatterplot(data=points, x="alignment_change", y="accuracy_change", hue="condition", ax=ax, s=40)
+        for _, row in points.iterrows():
+            ax.annotate(row["lang"], (row["alignment_change"], row["accuracy_change"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        x, y = points["alignment_change"].to_numpy(), points["accuracy_change"].to_numpy()
+        if len(points) >= 2 and np.ptp(x) > 0:
+            slope, intercept = np.polyfit(x, y, 1)
+            grid = np.linspace(x.min(), x.max(), 50)
+            ax.plot(grid, slope * grid + intercept, color="0.3", lw=1.2, label="least-squares fit")
+            ax.legend(fontsize=8)
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.axvline(0, color="0.6", lw=0.8)
+    rho = result.get("spearman")
+    stat = (f"Spearman ρ = {rho:.2f} [{result['ci95'][0]:.2f}, {result['ci95'][1]:.2f}], n = {result['n']}"
+            if rho is not None else f"Spearman ρ undefined (n = {result.get('n', 0)})")
+    ax.set(xlabel=f"change in {result.get('metric', 'retrieval')} at layer {result.get('layer', '?')}",
+           ylabel="change in XNLI accuracy", title=stat)
+    ax.title.set_fontsize(10)
+    fig.tight_layout()
+    return fig

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .files import read_json, read_table, write_json, write_text
 from .languages import XNLI_LANGUAGES
+from .stats import alignment_vs_transfer
 
 #: Published zero-shot XNLI test accuracy (%), STUDY.md section 5.
 REFERENCE_NUMBERS = pd.DataFrame([
@@ -68,6 +69,13 @@ def build_summary(run) -> dict:
         per = g.groupby(["layer", "lang"])["value"].mean().unstack("lang")  # mean over seeds
         best = int(per.mean(axis=1).idxmax())
         retrieval_best[encoder_label(stage, cond)] = {"layer": best, **per.loc[best].to_dict()}
+    ci = read_table(tables / "accuracy_ci.csv")
+    comparisons = read_table(tables / "comparisons.csv")
+    resampling = {"resamples": config.stats.resamples, "seed": config.stats.seed}
+    relation, points = alignment_vs_transfer(align, acc, layer=head, metric="retrieval", **resampling)
+    run.save_table("alignment_vs_transfer.csv", points)
+    training = read_table(tables / "training_data.csv").set_index("dataset")["used"]
+    probe = read_table(tables / "probe_set.parquet") if (tables / "probe_set.parquet").exists() else None
     summary = {
         "profile": config.profile,
         "run_name": config.run_name,
@@ -78,8 +86,31 @@ def build_summary(run) -> dict:
         "xnli_source": config.xnli.source,
         "xnli_split": config.xnli.eval_split,
         "items_per_language": int(acc.groupby(["condition", "seed", "lang"])["n"].first().min()),
+        "sizes": {
+            "mnli_train": int(training.get("mnli", 0)),
+            "tasks": {t: int(training[t]) for t in config.intermediate_conditions if t in training},
+            "probe_sentences_per_language": int(probe["sid"].nunique()) if probe is not None else None,
+        },
         "xnli_accuracy": nested(acc_mean, "mean"),
         "xnli_accuracy_sd": nested(acc_mean, "sd"),
+        # 95% bootstrap intervals (seeds, then items), with the means over languages
+        "xnli_accuracy_ci95": {c: {r["lang"]: [float(r["ci_low"]), float(r["ci_high"])] for _, r in g.iterrows()}
+                               for c, g in ci.groupby("condition", sort=False)},
+        "xnli_accuracy_avg": {c: {r["lang"]: float(r["mean"]) for _, r in g[g["lang"].str.startswith("avg")].iterrows()}
+                              for c, g in ci.groupby("condition", sort=False)},
+        "comparisons": {c: {r["lang"]: {"delta": float(r["delta"]), "ci95": [float(r["ci_low"]), float(r["ci_high"])],
+                                        "p": float(r["p"]), "p_holm": float(r["p_holm"]),
+                                        "significant": bool(r["significant"])}
+                            for _, r in g.iterrows()}
+                        for c, g in comparisons.groupby("condition", sort=False)},
+        "alignment_vs_transfer": relation,
+        "stats": {**resampling, "level": 0.95, "baseline": "none",
+                  "intervals": "percentile bootstrap, resampling seeds then test items (paired across conditions)",
+                  "p_values": "two-sided paired bootstrap (the same draws as the intervals), Holm-corrected "
+                              "across conditions",
+                  "correlation": "Spearman over (condition, language) points, bootstrap interval over points"},
+        "references": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
+                       for r in references_for(config.encoder.name).drop(columns="hub_id").to_dict("records")],
         "transfer": {c: {k: float(v) for k, v in row.items()} for c, row in transfer_mean.iterrows()},
         "chance": 1 / 3,
         "alignment": {
@@ -122,71 +153,144 @@ def _near_chance(acc: float, chance: float, items: int) -> bool:
     return abs(acc - chance) <= 2 * np.sqrt(chance * (1 - chance) / max(items, 1))
 
 
+def _pts(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _interval(ci) -> str:
+    return f"95% CI {100 * ci[0]:.1f} to {100 * ci[1]:.1f}"
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def _significance(row: dict) -> str:
+    """A comparison in words: the change in points, its interval and whether it is significant."""
+    words = "significant" if row["significant"] else "not significant"
+    return (f"{_pts(row['delta'])} points ({_interval(row['ci95'])} points; {_p(row['p'])}, Holm-adjusted "
+            f"{_p(row['p_holm'])}: {words})")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def narrative(summary: dict, *, limits: str = "") -> str:
-    """The report's opening section, in Markdown, generated from ``summary``."""
-    acc = summary["transfer"]
-    base = acc.get("none", {})
+    """The report's results section, in Markdown, generated from ``summary``: every number in it
+    comes from the run."""
     seeds = summary["seeds"]
     chance = summary.get("chance", 1 / 3)
     items = summary["items_per_language"]
-    lines = [
-        f"**Profile `{summary['profile']}`**, encoder `{summary['encoder']}`, conditions "
-        f"{', '.join('`' + c + '`' for c in summary['conditions'])}, "
-        f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); "
-        f"XNLI {summary['xnli_split']} ({summary['xnli_source']}), {items} items "
-        f"in each of {len(summary['languages'])} languages. Accuracies are means over seeds; "
-        f"chance is {_pct(chance)}.",
-        "",
-    ]
-    if base:
-        transfer = ("which is close to chance: no zero-shot transfer is visible"
-                    if _near_chance(base["avg_non_en"], chance, items) else
-                    "above chance")
-        lines.append(
-            f"The baseline (no intermediate task) reaches {_pct(base['en'])} on English and "
-            f"{_pct(base['avg_non_en'])} on average over the other languages, {transfer} "
-            f"(transfer gap {100 * base['transfer_gap']:.1f} points)."
-        )
-    for cond, row in acc.items():
-        if cond == "none" or not base:
+    sizes = summary.get("sizes", {})
+    conds = [c for c in summary["conditions"] if c != "none"]
+    langs = summary["languages"]
+    lines = ["### What was run", ""]
+    tasks = (", ".join(f"`{c}` ({sizes.get('tasks', {}).get(c, '?')} examples)" for c in conds)
+             if conds else "none (the baseline only)")
+    lines.append(
+        f"Profile `{summary['profile']}`; encoder `{summary['encoder']}`; intermediate tasks: {tasks}; "
+        f"baseline `none` (no intermediate task). {_plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}), "
+        f"shared by every condition. English MultiNLI fine-tuning on {sizes.get('mnli_train', '?')} examples, "
+        f"the checkpoint selected on English XNLI dev only; zero-shot evaluation on XNLI "
+        f"{summary['xnli_split']} ({summary['xnli_source']}), {items} items in each of "
+        f"{len(langs)} languages. Accuracies are means over seeds with 95% bootstrap intervals "
+        f"(resampling seeds, then items); chance is {_pct(chance)}.")
+    acc, ci = summary["xnli_accuracy"], summary.get("xnli_accuracy_ci95", {})
+    avg = summary.get("xnli_accuracy_avg", {})
+    lines += ["", "### Zero-shot transfer", ""]
+    for cond in summary["conditions"]:
+        if cond not in acc:
             continue
-        delta = row["avg_non_en"] - base["avg_non_en"]
+        name = "The baseline" if cond == "none" else f"With `{cond}`"
+        en_ci = ci.get(cond, {}).get("en")
+        non_en = avg.get(cond, {}).get("avg_non_en", summary["transfer"][cond]["avg_non_en"])
+        non_en_ci = ci.get(cond, {}).get("avg_non_en")
+        at_chance = (non_en_ci[0] <= chance <= non_en_ci[1] if non_en_ci
+                     else _near_chance(non_en, chance, items))
+        sd = summary.get("xnli_accuracy_sd", {}).get(cond, {}).get("en")
         lines.append(
-            f"With `{cond}` as the intermediate task: English {_pct(row['en'])}, the other languages "
-            f"{_pct(row['avg_non_en'])} on average, {abs(100 * delta):.1f} points "
-            f"{'above' if delta > 0 else 'below' if delta < 0 else 'equal to'} the baseline."
-        )
-    if len(acc) > 1:
-        lines.append("No significance test is computed in this report: read differences of a few "
-                     "points on this many items and seeds as noise.")
+            f"- {name}: English {_pct(acc[cond]['en'])}"
+            + (f" ({_interval(en_ci)}" + (f", sd {100 * sd:.1f} over seeds)" if sd == sd and sd is not None
+                                          and len(seeds) > 1 else ")") if en_ci else "")
+            + f"; the other {len(langs) - 1} languages {_pct(non_en)} on average"
+            + (f" ({_interval(non_en_ci)})" if non_en_ci else "")
+            + ("; at chance: no zero-shot transfer is visible." if at_chance else
+               f"; transfer gap {100 * summary['transfer'][cond]['transfer_gap']:.1f} points."))
+    comps = summary.get("comparisons", {})
+    if comps:
+        lines += ["", "### Against the baseline", ""]
+        for cond, by_lang in comps.items():
+            head = by_lang.get("avg_non_en") or by_lang["avg"]
+            sig = [lang for lang, r in by_lang.items() if not lang.startswith("avg") and r["significant"]]
+            lines.append(
+                f"- `{cond}` minus `none`, mean over the non-English languages: {_significance(head)}. "
+                f"Over all {len(langs)} languages: {_significance(by_lang['avg'])}. "
+                + (f"Significant after Holm correction in: {', '.join(sig)}." if sig else
+                   "No single language changes significantly after Holm correction."))
+        lines.append(f"  Holm correction runs across the {_plural(len(comps), 'condition')}, separately for "
+                     "each language and each average; p-values come from the same paired bootstrap as the "
+                     "intervals.")
     al = summary["alignment"]
     enc = al["at_headline_layer"]
     p = enc.get("P", {})
     if p:
         layer = al["headline_layer"]
-        lines += ["", (
-            f"Alignment is reported at layer {layer} of {al['n_layers']}, fixed before the run "
-            f"(layer 0 is the embedding output; sentence vectors are the {al['pooling']}); values "
-            f"are means over the non-English languages. The pretrained encoder P retrieves "
-            f"translations with {_pct(p['retrieval'])} accuracy@1 (centered: "
-            f"{_pct(p['retrieval_centered'])}); its linear CKA with English is {p['cka']:.2f}. "
-            f"Its best layer for retrieval is layer {al['best_layer_pretrained_retrieval']}, shown apart."
-        )]
+        lines += ["", "### Alignment", "", (
+            f"Reported at layer {layer} of {al['n_layers']}, fixed before the run (layer 0 is the "
+            f"embedding output; sentence vectors are the {al['pooling']}); means over the "
+            f"non-English languages. The pretrained encoder P retrieves translations with "
+            f"{_pct(p['retrieval'])} accuracy@1 ({_pct(p['retrieval_centered'])} after centering each "
+            f"language); its linear CKA with English is {p['cka']:.2f}"
+            + (f" and the language-identity probe reaches {_pct(p['language_id'])}" if "language_id" in p else "")
+            + f". P's best retrieval layer is {al['best_layer_pretrained_retrieval']}, shown apart.")]
         for name, values in enc.items():
             if name.startswith("I["):
                 lines.append(
-                    f"Intermediate training on `{name[2:-1]}` moves retrieval at layer {layer} from "
-                    f"{_pct(p['retrieval'])} (P) to {_pct(values['retrieval'])} and CKA from "
-                    f"{p['cka']:.2f} to {values['cka']:.2f}."
-                )
+                    f"- Intermediate training on `{name[2:-1]}` (I - P): retrieval "
+                    f"{_pct(p['retrieval'])} → {_pct(values['retrieval'])}, centered "
+                    f"{_pct(p['retrieval_centered'])} → {_pct(values['retrieval_centered'])}, CKA "
+                    f"{p['cka']:.2f} → {values['cka']:.2f}.")
         f_base = enc.get("F[none]")
-        for name, values in enc.items():
-            if name.startswith("F[") and name != "F[none]" and f_base:
-                lines.append(
-                    f"After MNLI fine-tuning, {name} retrieves {_pct(values['retrieval'])} against "
-                    f"{_pct(f_base['retrieval'])} for the baseline F[none] (CKA {values['cka']:.2f} "
-                    f"against {f_base['cka']:.2f})."
-                )
+        if f_base:
+            lines.append(
+                f"- MNLI fine-tuning of P (F[none] - P): retrieval {_pct(p['retrieval'])} → "
+                f"{_pct(f_base['retrieval'])}, CKA {p['cka']:.2f} → {f_base['cka']:.2f}.")
+            for name, values in enc.items():
+                if name.startswith("F[") and name != "F[none]":
+                    lines.append(
+                        f"- {name} against F[none]: retrieval {_pct(values['retrieval'])} against "
+                        f"{_pct(f_base['retrieval'])}, CKA {values['cka']:.2f} against {f_base['cka']:.2f}.")
+    rel = summary.get("alignment_vs_transfer")
+    if rel is not None and conds:
+        lines += ["", "### Does alignment change predict transfer change?", ""]
+        if rel.get("spearman") is None:
+            lines.append(f"Not measurable here: the {rel['n']} (condition, language) points leave Spearman's "
+                         "correlation undefined (a constant change on one side).")
+        else:
+            lo, hi = rel["ci95"]
+            verdict = ("the interval includes zero: in this run, the change in alignment does not "
+                       "predict the change in accuracy" if lo <= 0 <= hi else
+                       f"the interval excludes zero: languages whose alignment {'rose' if rel['spearman'] > 0 else 'fell'} "
+                       "more gained more accuracy")
+            lines.append(
+                f"Across {rel['n']} (condition, language) points, the change in {rel['metric']} at layer "
+                f"{rel['layer']} (F_t - F[none]) and the change in XNLI accuracy have Spearman ρ = "
+                f"{rel['spearman']:.2f} (95% bootstrap CI {lo:.2f} to {hi:.2f}; permutation {_p(rel['p'])}); "
+                f"{verdict}.")
+    refs = summary.get("references") or []
+    if refs:
+        lines += ["", "### Published numbers for this encoder", ""]
+        base = acc.get("none", {})
+        ours_avg = avg.get("none", {}).get("avg")
+        for ref in refs:
+            published = ", ".join(part for part in (
+                f"English {ref['en']:.1f}%" if ref.get("en") is not None else "",
+                f"average over 15 {ref['avg_15']:.1f}%" if ref.get("avg_15") is not None else "") if part)
+            lines.append(f"- {ref['model']} ({ref['source']}): {published}.")
+        if base and ours_avg is not None:
+            lines.append(f"- This run's baseline: English {_pct(base['en'])}, average over "
+                         f"{len(langs)} {_pct(ours_avg)} (XNLI {summary['xnli_split']}).")
     if limits:
         lines += ["", limits]
     return "\n".join(lines)
@@ -298,6 +402,23 @@ def describe_transfer(transfer: pd.DataFrame) -> str:
             f"over the non-English languages {_pct(row['avg_non_en'])}; transfer gap "
             f"{100 * row['transfer_gap']:.1f} points."
         )
+    return "\n".join(lines)
+
+
+def describe_comparisons(comparisons: pd.DataFrame) -> str:
+    """One line per condition: its change against the baseline on the non-English average, in words."""
+    if comparisons.empty:
+        return "Only the baseline ran: there is nothing to compare."
+    lines = []
+    for cond, g in comparisons.groupby("condition", sort=False):
+        rows = g.set_index("lang")
+        key = "avg_non_en" if "avg_non_en" in rows.index else "avg"
+        r = rows.loc[key]
+        row = {"delta": r["delta"], "ci95": [r["ci_low"], r["ci_high"]], "p": r["p"], "p_holm": r["p_holm"],
+               "significant": bool(r["significant"])}
+        sig = [lang for lang, x in rows.iterrows() if not str(lang).startswith("avg") and x["significant"]]
+        lines.append(f"- `{cond}` - `none` ({'non-English' if key == 'avg_non_en' else 'all-language'} "
+                     f"average): {_significance(row)}; significant languages: {', '.join(sig) or 'none'}.")
     return "\n".join(lines)
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import alignment as al
+from . import stats
 from .data import ReadReport, load_mnli, load_xnli
 from .errors import DataError
 from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
@@ -242,8 +243,11 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
                           "seconds": round(time.perf_counter() - started, 2)})
     preds = pd.concat(predictions, ignore_index=True)
     acc = accuracy_table(preds)
+    resampling = {"resamples": config.stats.resamples, "seed": config.stats.seed}
     tables = {
         "accuracy": acc, "accuracy_mean": mean_over_seeds(acc),
+        "accuracy_ci": stats.accuracy_intervals(preds, **resampling),
+        "comparisons": stats.compare_conditions(preds, baseline="none", **resampling),
         "transfer_summary": transfer_summary(acc, languages=config.languages),
         "mnli_log": pd.concat(logs, ignore_index=True), "selection": pd.DataFrame(selection),
     }

@@ -1,0 +1,115 @@
+"""The rendered report in a real browser (headless Chromium): every image loads, no console
+error, the sections are there; and text from datasets is shown as text, never run."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from xnli_study import pipeline
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = os.environ.get("XNLI_STUDY_CHROMIUM", "/usr/bin/chromium")
+# flags for a sandboxed, offline machine: no background connections, no GPU
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+SCRIPT_PAYLOAD = "<script>window.__xss = 'script'</script>"
+IMG_PAYLOAD = "<img src=x onerror=\"window.__xss = 'img'\">"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file():
+        message = f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield browser
+        browser.close()
+
+
+def open_report(browser, path: Path):
+    """Open ``path`` from disk; return the page and the console errors and page errors seen."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(f"console: {m.text}") if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    page.on("requestfailed", lambda r: errors.append(f"request failed: {r.url}"))
+    page.goto(path.as_uri(), wait_until="load")
+    return page, errors
+
+
+def test_smoke_report_renders_in_chromium(browser, smoke_run):
+    run_dir, _ = smoke_run
+    page, errors = open_report(browser, run_dir / "report.html")
+    images = page.eval_on_selector_all("img", "els => els.map(e => [e.complete, e.naturalWidth, e.alt])")
+    assert len(images) >= 10
+    broken = [alt for complete, width, alt in images if not complete or width <= 0]
+    assert not broken, f"images that did not load: {broken}"
+    assert all(alt and alt != "figure" for _, _, alt in images)  # each figure has a description
+    headings = page.eval_on_selector_all("h1, h2", "els => els.map(e => e.textContent.replace('¶', '').trim())")
+    for expected in ("xnli-study: results", "1. Data inspection", "2. Intermediate training",
+                     "3. English MultiNLI fine-tuning and zero-shot XNLI transfer",
+                     "4. Cross-lingual alignment"):
+        assert any(h.startswith(expected) for h in headings), (expected, headings)
+    assert errors == []
+    shot = run_dir / "report.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory, root):
+    """A small study whose XNLI sentences carry markup: a <script> and an <img onerror>."""
+    from xnli_study.sample import write_sample
+
+    tree = tmp_path_factory.mktemp("hostile")
+    shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
+    data = write_sample(tree / "data", test_items=60, dev_items=30, mnli_examples=300, sst2_examples=200)
+    for split in ("dev", "test"):
+        path = data / "xnli" / f"xnli.{split}.tsv"
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+        header = rows[0]
+        first = rows[1][header.index("pairID")]
+        for row in rows[1:]:
+            if row[header.index("pairID")] == first and row[header.index("language")] == "en":
+                row[header.index("sentence1")] = f"Anna reads. {SCRIPT_PAYLOAD}"
+                row[header.index("sentence2")] = f"Anna sees {IMG_PAYLOAD} a book."
+        path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    params = tree / "params"
+    params.mkdir()
+    smoke = (root / "params" / "smoke.yaml").read_text()
+    text = (smoke.replace("run_name: smoke", "run_name: hostile")
+            .replace("seeds: [0, 1]", "seeds: [0]")
+            .replace("  source: sample\n  eval_split: test", f"  source: official\n  path: {data / 'xnli'}\n"
+                     "  eval_split: test")
+            .replace("mnli:\n  source: sample", f"mnli:\n  source: local\n  path: {data / 'mnli' / 'train.jsonl'}")
+            .replace("sst2: {source: sample, max_examples: 800}",
+                     f"sst2: {{source: local, path: {data / 'sst2' / 'train.tsv'}, max_examples: 200}}"))
+    assert text.count("source: official") == 1 and "source: local" in text
+    (params / "hostile.yaml").write_text(text)
+    return pipeline.run_study(params / "hostile.yaml", notebooks_dir=tree / "notebooks", progress=False)
+
+
+def test_dataset_markup_is_shown_as_text_and_never_runs(browser, hostile_run):
+    page, errors = open_report(browser, hostile_run / "report.html")
+    assert page.evaluate("() => window.__xss === undefined")
+    text = page.inner_text("body")
+    assert SCRIPT_PAYLOAD in text and IMG_PAYLOAD in text  # visible, as typed
+    # no element came from the payloads: the only images are the report's own figures
+    sources = page.eval_on_selector_all("img", "els => els.map(e => e.getAttribute('src'))")
+    assert all(src.startswith("data:image/png;base64,") for src in sources)
+    scripts = page.eval_on_selector_all("script", "els => els.map(e => e.textContent)")
+    assert not any("__xss" in s for s in scripts)
+    assert errors == []
+    page.close()

@@ -1,0 +1,264 @@
+"""Uncertainty for every number the study reports (STUDY.md section 4).
+
+* :func:`bootstrap_mean`: the mean of a ``seeds x items`` matrix with a 95% interval from a
+  two-level bootstrap: seeds are resampled, then test items.
+* :func:`paired_comparison`: a condition against the baseline on the same seeds and items: the
+  mean difference, its bootstrap interval (the same resampled seeds and items for both) and the
+  two-sided paired-bootstrap p-value from the same draws.
+* :func:`holm`: Holm's step-down adjustment across conditions.
+* :func:`spearman_with_ci`: Spearman's rank correlation with a bootstrap interval over points.
+
+The tables the stages write (:func:`accuracy_intervals`, :func:`compare_conditions`,
+:func:`alignment_vs_transfer`) are built from per-example predictions, so every statistic can be
+recomputed from ``predictions.parquet``. Accuracies and differences are in [0, 1] units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_RESAMPLES = 2000
+LEVEL = 0.95
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its interval (``level`` coverage) and, for comparisons, a p-value."""
+
+    estimate: float
+    low: float
+    high: float
+    p: float | None = None
+
+
+@lru_cache(maxsize=16)
+def _counts(n: int, resamples: int, seed: int, salt: int) -> np.ndarray:
+    """``resamples x n`` bootstrap counts: how often each of ``n`` units is drawn (each row sums to n).
+    Cached so that every condition is resampled on exactly the same seeds and items."""
+    rng = np.random.default_rng([seed, salt, n])
+    return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
+
+
+def _bootstrap_means(matrix: np.ndarray, *, resamples: int, seed: int) -> np.ndarray:
+    """Means of ``matrix`` (seeds x items) over ``resamples`` two-level bootstrap draws."""
+    m = np.asarray(matrix, dtype=np.float64)
+    if m.ndim != 2 or min(m.shape) == 0:
+        raise ValueError(f"expected a non-empty seeds x items matrix, got shape {m.shape}")
+    n_seeds, n_items = m.shape
+    seed_counts = _counts(n_seeds, resamples, seed, 1)
+    item_counts = _counts(n_items, resamples, seed, 2)
+    # sum over drawn seeds of each item's value, then weighted by how often each item is drawn
+    per_item = seed_counts @ m  # resamples x items
+    return np.einsum("bi,bi->b", per_item, item_counts) / (n_seeds * n_items)
+
+
+def _percentiles(draws: np.ndarray, level: float) -> tuple[float, float]:
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(draws, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def bootstrap_mean(matrix, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                   level: float = LEVEL) -> Interval:
+    """Mean of a ``seeds x items`` matrix with a percentile interval from resampling seeds, then items.
+
+    >>> m = np.array([[1, 0, 1, 1], [1, 1, 0, 1]])
+    >>> r = bootstrap_mean(m, resamples=500)
+    >>> r.estimate, r.low <= r.estimate <= r.high
+    (0.75, True)
+    """
+    m = np.asarray(matrix, dtype=np.float64)
+    draws = _bootstrap_means(m, resamples=resamples, seed=seed)
+    return Interval(float(m.mean()), *_percentiles(draws, level))
+
+
+def bootstrap_p(draws: np.ndarray) -> float:
+    """Two-sided p-value that the mean is zero, from bootstrap draws of it:
+    ``min(1, 2 * (1 + #{draws on the far side of 0}) / (1 + draws))``, where the far side is the
+    side opposite the majority of the draws. The 95% interval excludes zero exactly when p is at
+    most about 0.05; draws that are all zero give exactly 1.
+
+    >>> bootstrap_p(np.zeros(100))
+    1.0
+    """
+    d = np.asarray(draws, dtype=np.float64)
+    below, above = int(np.sum(d <= 0)), int(np.sum(d >= 0))
+    return min(1.0, 2 * (1 + min(below, above)) / (1 + d.size))
+
+
+def paired_comparison(treatment, baseline, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                      level: float = LEVEL) -> Interval:
+    """``treatment - baseline`` for two ``seeds x items`` matrices on the same seeds (rows) and
+    items (columns): the mean difference, and from one paired two-level bootstrap (the same
+    resampled seeds and items for both) its interval and a two-sided p-value (:func:`bootstrap_p`),
+    so that the two always agree."""
+    t, b = np.asarray(treatment, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if t.shape != b.shape:
+        raise ValueError(f"paired matrices differ in shape: {t.shape} vs {b.shape}")
+    diff = t - b
+    draws = _bootstrap_means(diff, resamples=resamples, seed=seed)
+    p = bootstrap_p(draws)
+    return Interval(float(diff.mean()), *_percentiles(draws, level), p=p)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (same order as given; never below the raw ones).
+
+    >>> holm([0.01, 0.04, 0.03, 0.005]).round(3).tolist()
+    [0.03, 0.06, 0.06, 0.02]
+    """
+    p = np.asarray(pvalues, dtype=np.float64)
+    m = p.size
+    order = np.argsort(p, kind="stable")
+    stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    adjusted = np.empty(m)
+    adjusted[order] = np.maximum.accumulate(stepped)
+    return adjusted
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean of their ranks), row-wise for 2-D input."""
+    from scipy.stats import rankdata
+
+    return rankdata(x, axis=-1)
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation (ties averaged); NaN when either side is constant."""
+    rx, ry = _ranks(np.asarray(x, dtype=np.float64)), _ranks(np.asarray(y, dtype=np.float64))
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denom = np.sqrt((rx ** 2).sum() * (ry ** 2).sum())
+    return float((rx * ry).sum() / denom) if denom > 0 else float("nan")
+
+
+def spearman_with_ci(x, y, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                     level: float = LEVEL) -> dict:
+    """Spearman's rho between ``x`` and ``y`` with a percentile bootstrap interval over the points,
+    and the permutation p-value of rho (shuffling ``y``). Draws where a side is constant are
+    skipped. ``rho`` is None when fewer than 3 points or a constant side leave it undefined."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = int(x.size)
+    rho = spearman(x, y) if n >= 3 else float("nan")
+    if not np.isfinite(rho):
+        return {"spearman": None, "ci95": [None, None], "p": None, "n": n}
+    rng = np.random.default_rng([seed, 4, n])
+    idx = rng.integers(0, n, size=(resamples, n))
+    rx, ry = _ranks(x[idx]), _ranks(y[idx])
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    denom = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
+    ok = denom > 0
+    draws = (rx * ry).sum(axis=1)[ok] / denom[ok]
+    perm = np.argsort(rng.random((resamples, n)), axis=1)
+    null = np.array([spearman(x, y[order]) for order in perm[: min(resamples, 1000)]])
+    p = (1 + int(np.sum(np.abs(null) >= abs(rho) - 1e-12))) / (1 + null.size)
+    lo, hi = _percentiles(draws, level)
+    return {"spearman": rho, "ci95": [lo, hi], "p": p, "n": n}
+
+
+# ---- the study's tables -------------------------------------------------------------------------
+def language_groups(languages) -> dict[str, list[str]]:
+    """Each language alone, ``avg`` (all of them) and ``avg_non_en`` (all but English)."""
+    langs = list(dict.fromkeys(languages))
+    groups = {lang: [lang] for lang in langs}
+    groups["avg"] = langs
+    if "en" in langs and len(langs) > 1:
+        groups["avg_non_en"] = [lang for lang in langs if lang != "en"]
+    return groups
+
+
+def correctness(predictions: pd.DataFrame, condition: str, langs: list[str] | None = None,
+                seeds: list[int] | None = None) -> tuple[np.ndarray, list[int]]:
+    """The ``seeds x items`` matrix of ``condition``: 0/1 correctness for one language, or each
+    item's mean over ``langs`` (XNLI items are parallel: the same id in every language); rows in
+    seed order, columns in item-id order."""
+    rows = predictions[predictions["condition"] == condition]
+    if langs is not None:
+        rows = rows[rows["lang"].isin(langs)]
+    table = rows.pivot_table(index="seed", columns="id", values="correct", aggfunc="mean")
+    if seeds is not None:
+        table = table.reindex(seeds)
+    if table.isna().any().any():
+        raise ValueError(f"{condition}/{','.join(langs or ['all'])}: some seeds lack some items; "
+                         "cannot pair them")
+    return table.to_numpy(dtype=np.float64), [int(s) for s in table.index]
+
+
+def accuracy_intervals(predictions: pd.DataFrame, *, resamples: int = DEFAULT_RESAMPLES,
+                       seed: int = 0) -> pd.DataFrame:
+    """Per condition and language (and ``avg``, ``avg_non_en``: the means over languages): mean
+    accuracy, sd over seeds and the bootstrap interval (seeds, then items)."""
+    rows = []
+    groups = language_groups(predictions["lang"])
+    for cond in dict.fromkeys(predictions["condition"]):
+        for lang, members in groups.items():
+            m, seeds = correctness(predictions, cond, members)
+            r = bootstrap_mean(m, resamples=resamples, seed=seed)
+            per_seed = m.mean(axis=1)
+            rows.append({"condition": cond, "lang": lang, "mean": r.estimate,
+                         "sd": float(per_seed.std(ddof=1)) if len(seeds) > 1 else float("nan"),
+                         "ci_low": r.low, "ci_high": r.high, "seeds": len(seeds), "items": m.shape[1]})
+    return pd.DataFrame(rows)
+
+
+def compare_conditions(predictions: pd.DataFrame, *, baseline: str = "none",
+                       resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
+    """Every condition against ``baseline`` per language and on the averages over languages
+    (``avg``, ``avg_non_en``):
+    ``delta`` (condition - baseline), ``ci_low, ci_high``, ``p`` and ``p_holm`` (Holm across the
+    conditions, separately for each language and for the average), ``significant`` (p_holm < 0.05)."""
+    conditions = [c for c in dict.fromkeys(predictions["condition"]) if c != baseline]
+    cols = ["condition", "lang", "delta", "ci_low", "ci_high", "p", "p_holm", "significant", "seeds", "items"]
+    if not conditions:
+        return pd.DataFrame(columns=cols)
+    groups = language_groups(predictions["lang"])
+    rows = []
+    for cond in conditions:
+        seeds = sorted(set(predictions.loc[predictions["condition"] == cond, "seed"])
+                       & set(predictions.loc[predictions["condition"] == baseline, "seed"]))
+        if not seeds:
+            raise ValueError(f"{cond} and {baseline} share no seed; comparisons are paired by seed")
+        for lang, members in groups.items():
+            t, _ = correctness(predictions, cond, members, seeds)
+            b, _ = correctness(predictions, baseline, members, seeds)
+            r = paired_comparison(t, b, resamples=resamples, seed=seed, level=level)
+            rows.append({"condition": cond, "lang": lang, "delta": r.estimate, "ci_low": r.low,
+                         "ci_high": r.high, "p": r.p, "seeds": len(seeds), "items": t.shape[1]})
+    table = pd.DataFrame(rows)
+    table["p_holm"] = table.groupby("lang", sort=False)["p"].transform(lambda p: holm(p.to_numpy()))
+    table["significant"] = table["p_holm"] < (1 - level)
+    return table[cols]
+
+
+def alignment_vs_transfer(alignment: pd.DataFrame, accuracy: pd.DataFrame, *, layer: int,
+                          metric: str = "retrieval", baseline: str = "none",
+                          resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+    """Does the change in alignment predict the change in transfer?
+
+    One point per (condition != baseline, language != en): the change of ``metric`` at ``layer``
+    in the final model (F_t - F_baseline) against the change in XNLI accuracy (F_t - F_baseline),
+    each a mean over the shared seeds. Returns the Spearman summary and the points.
+    """
+    final = alignment[(alignment["stage"] == "final") & (alignment["metric"] == metric)
+                      & (alignment["layer"] == layer) & (alignment["lang"] != "en")]
+    align_mean = final.groupby(["condition", "lang"])["value"].mean()
+    acc_mean = accuracy[accuracy["lang"] != "en"].groupby(["condition", "lang"])["accuracy"].mean()
+    points = []
+    for cond in [c for c in dict.fromkeys(accuracy["condition"]) if c != baseline]:
+        for lang in dict.fromkeys(accuracy.loc[accuracy["lang"] != "en", "lang"]):
+            try:
+                da = align_mean[(cond, lang)] - align_mean[(baseline, lang)]
+                dt = acc_mean[(cond, lang)] - acc_mean[(baseline, lang)]
+            except KeyError:
+                continue
+            points.append({"condition": cond, "lang": lang, "alignment_change": float(da),
+                           "accuracy_change": float(dt)})
+    frame = pd.DataFrame(points, columns=["condition", "lang", "alignment_change", "accuracy_change"])
+    result = spearman_with_ci(frame["alignment_change"], frame["accuracy_change"], resamples=resamples,
+                              seed=seed)
+    result.update({"metric": metric, "layer": int(layer)})
+    return result, frame
