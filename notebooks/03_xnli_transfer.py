@@ -46,32 +46,12 @@ display(Markdown(report.describe_transfer(tables["transfer_summary"])))
 tables["accuracy_mean"].pivot(index="condition", columns="lang", values="mean").round(3)
 
 # %%
-fig = plots.accuracy_with_intervals(tables["accuracy_ci"], tables["accuracy"])
-_ = run.show_figure("xnli_accuracy", fig)
+fig = plots.accuracy_by_language(tables["accuracy"])
+_ = run.show_figure("xnli_accuracy_by_seed", fig)
 
 # %% [markdown]
-# ## Mean, spread and 95% interval per language
-# `sd` is the standard deviation over seeds; `ci_low`/`ci_high` bound the 95% bootstrap interval
-# (seeds resampled, then test items). `avg` is the mean over all languages, `avg_non_en` over all
-# but English.
-
-# %%
-tables["accuracy_ci"].round(4)
-
-# %% [markdown]
-# ## Each condition against the baseline
-# The paired difference (condition minus `none`, on the same seeds and items), its 95% bootstrap
-# interval, the two-sided p-value from the same paired bootstrap (seeds, then items), and the
-# p-value after Holm correction across conditions (for each language and average separately).
-
-# %%
-display(Markdown(report.describe_comparisons(tables["comparisons"])))
-tables["comparisons"].round(4)
-
-# %%
-if len(tables["comparisons"]):
-    fig = plots.delta_heatmap(tables["comparisons"])
-    _ = run.show_figure("xnli_accuracy_delta", fig)
+# Intervals and the comparisons with the baseline are computed from the per-example predictions
+# in the results section (the first section of the report, `05_report`).
 
 # %% [markdown]
 # ## Transfer summary per seed

@@ -79,4 +79,4 @@ for comparison in dict.fromkeys(changes["comparison"]):
     _ = run.show_figure(f"alignment_change_{comparison.split()[0]}", fig)
 
 # %%
-record = run.finish(headline_layer=layer)
+record = run.finish(headline_layer=layer, n_layers=result["n_layers"])

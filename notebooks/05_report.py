@@ -45,6 +45,35 @@ limits = f"**Limits of this profile.** {run.config.limits}" if run.config.limits
 display(Markdown(report.narrative(summary, limits=limits)))
 
 # %% [markdown]
+# ## Accuracy by language, with uncertainty
+# Bars are means over seeds, whiskers the 95% bootstrap interval (seeds and test items
+# resampled), dots single seeds. `avg` is the mean over all languages, `avg_non_en` over all but
+# English. The table gives each mean with its interval, in %.
+
+# %%
+intervals = run.read_table("accuracy_ci.csv")
+fig = plots.accuracy_with_intervals(intervals, run.read_table("accuracy.csv"))
+_ = run.show_figure("xnli_accuracy", fig)
+report.interval_table(intervals)
+
+# %% [markdown]
+# ## Each condition against the baseline
+# The paired difference (condition minus `none`, on the same seeds and items), its 95% bootstrap
+# interval, the two-sided p-value from the same paired bootstrap, and the p-value after Holm
+# correction across conditions (for each language and average separately).
+
+# %%
+comparisons = run.read_table("comparisons.csv")
+display(Markdown(report.describe_comparisons(comparisons)))
+if len(comparisons):
+    fig = plots.delta_heatmap(comparisons)
+    _ = run.show_figure("xnli_accuracy_delta", fig)
+    display(Markdown("Points, with the 95% interval; `*` significant after Holm correction. Every "
+                     "column (mean, sd, intervals, p, p_holm) is in `tables/accuracy_ci.csv` and "
+                     "`tables/comparisons.csv`."))
+    display(report.comparison_table(comparisons))
+
+# %% [markdown]
 # ## Alignment change against transfer change
 # One point per intermediate task and non-English language: the change in retrieval at the
 # headline layer and the change in XNLI accuracy, both of F_t against the baseline F[none].

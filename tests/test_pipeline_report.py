@@ -126,10 +126,11 @@ def test_narrative_is_generated_from_the_numbers():
     assert "2 seeds (0, 1)" in text and "`sst2` (500 examples)" in text and "800 examples" in text
     assert "English 90.0% (95% CI 85.0 to 95.0, sd 1.0 over seeds)" in text
     # the baseline's non-English interval contains chance; the task's does not
-    assert "30.0% on average (95% CI 25.0 to 35.0); at chance" in text
+    assert "30.0% on average (95% CI 25.0 to 35.0); on average not distinguishable from chance" in text
     assert "38.0% on average (95% CI 36.0 to 40.0); transfer gap 42.0 points" in text
     assert "+2.0 points (95% CI -3.0 to 7.0 points; p = 0.400, Holm-adjusted p = 0.400: not significant)" in text
-    assert "Significant after Holm correction in: en." in text
+    assert "Per language, significant in: en." in text and "not across languages" in text
+    assert "With 2 seeds, resampling seeds captures" in text
     assert "layer 3 of 4" in text and "P's best retrieval layer is 1" in text
     assert "retrieval 25.0% → 20.0%, centered 50.0% → 40.0%, CKA 0.70 → 0.60" in text
     assert "F[sst2] against F[none]: retrieval 15.0% against 10.0%" in text
@@ -140,14 +141,19 @@ def test_narrative_is_generated_from_the_numbers():
     summary["comparisons"]["sst2"]["fr"]["significant"] = True
     summary["alignment_vs_transfer"]["ci95"] = [0.1, 0.9]
     text = report.narrative(summary)
-    assert "Significant after Holm correction in: en, fr." in text and "interval excludes zero" in text
+    assert "Per language, significant in: en, fr." in text and "interval excludes zero" in text
+    assert "a larger change in alignment went with a larger change in accuracy" in text
+    summary.update(seeds=[0], xnli_split="dev")
+    text = report.narrative(summary)
+    assert "With one seed the intervals cover only the sampling of test items" in text
+    assert "English XNLI dev also selected the checkpoint" in text
 
 
 def test_narrative_without_intermediate_tasks_or_defined_correlation():
     summary = _summary()
     summary["alignment_vs_transfer"] = {"spearman": None, "ci95": [None, None], "p": None, "n": 14,
                                         "metric": "retrieval", "layer": 3}
-    assert "Spearman's correlation undefined" in report.narrative(summary)
+    assert "Spearman's correlation or its interval undefined" in report.narrative(summary)
     summary.update(conditions=["none"], comparisons={}, references=[])
     text = report.narrative(summary)
     assert "intermediate tasks: none (the baseline only)" in text
@@ -211,9 +217,25 @@ def test_preflight_names_missing_files_and_impossible_layers(tmp_path, smoke_yam
     bad = {**data, "alignment": {**data["alignment"], "headline_layer": 9}}
     with pytest.raises(ParamsError, match="headline_layer: 9 is outside 0..3"):
         pipeline.preflight(parse_params(bad))
+    bad = {**data, "alignment": {**data["alignment"], "layers": [0, 1, 3]}}  # auto = 2 of 3
+    with pytest.raises(ParamsError, match=r"alignment.layers: \[0, 1, 3\] leaves out the headline layer 2"):
+        pipeline.preflight(parse_params(bad))
+    pipeline.preflight(parse_params({**data, "alignment": {**data["alignment"], "layers": [0, 2]}}))
     pipeline.preflight(parse_params(data))
 
 
 def test_run_refuses_selected_stages_whose_inputs_are_missing(params):
     with pytest.raises(Exception, match=r"need data, intermediate.*--stages data intermediate transfer"):
         pipeline.run_study(params, stages=["transfer"])
+
+
+def test_compact_tables_format_intervals_and_marks():
+    import pandas as pd
+
+    intervals = pd.DataFrame({"condition": ["none", "none"], "lang": ["fr", "avg"], "mean": [0.5, 0.45],
+                              "ci_low": [0.41, 0.4], "ci_high": [0.6, 0.5]})
+    table = report.interval_table(intervals)
+    assert table.loc["none", "fr"] == "50.0 (41.0-60.0)" and list(table.columns) == ["fr", "avg"]
+    comps = pd.DataFrame({"condition": ["t"], "lang": ["en"], "delta": [0.031], "ci_low": [0.01], "ci_high": [0.05],
+                          "significant": [True]})
+    assert report.comparison_table(comps).loc["t", "en"] == "+3.1 [+1.0, +5.0]*"

@@ -253,3 +253,37 @@ def test_training_on_each_format_passes_only_the_encoder_on(name, tmp_path, tiny
     for key, value in result.model.base_model.state_dict().items():
         assert torch.equal(value, nli_encoder[key]), key
     assert nli.classifier.weight.shape[0] == 3
+
+
+def test_squad_v1_drops_unanswered_questions_and_counts_them(tmp_path):
+    """SQuAD 1.1 has an answer for every question: one without is unusable, not unanswerable."""
+    doc = json.loads((FIXTURES / LOCAL_FIXTURES["squad"]).read_text())
+    doc["data"][0]["paragraphs"][0]["qas"][0]["answers"] = []
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(doc))
+    report = ReadReport("squad")
+    frame = tasks.load_task("squad", config_for("squad", path, max_examples=None), run_dir=tmp_path, report=report)
+    assert report.dropped_unusable == 1 and (frame["answer_start"] >= 0).all()
+    assert len(frame) == report.rows_read - 1
+
+
+def test_cosmosqa_test_split_without_labels_is_refused(tmp_path):
+    frame = pd.read_csv(FIXTURES / "cosmosqa_train.csv").drop(columns="label")
+    path = tmp_path / "test.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(DataError, match="no row has a gold answer"):
+        tasks.read_cosmosqa(path)
+
+
+def test_choices_keep_their_text_when_the_context_is_cut(minilm_tokenizer):
+    tokenizer = minilm_tokenizer
+    frame = tasks.read_cosmosqa(FIXTURES / "cosmosqa_train.csv").iloc[:2]
+    # context and question + choice both longer than half of max_length: "longest_first" would cut both
+    long_choice = "because it had rained all night and every road out of the old town was flooded"
+    frame = frame.assign(choices=frame["choices"].map(lambda cs: [f"{c} {long_choice}" for c in cs]))
+    ds = training.encode_choices(tokenizer, frame, max_length=48)
+    whole = training.encode_choices(tokenizer, frame.assign(text_a="x"), max_length=200)
+    for cut, full in zip(ds["input_ids"], whole["input_ids"]):
+        for ids_cut, ids_full in zip(cut, full):
+            second = ids_full[ids_full.index(tokenizer.sep_token_id) + 1:]
+            assert len(ids_cut) == 48 and ids_cut[-len(second):] == second  # question and choice whole

@@ -79,8 +79,7 @@ def transfer_summary(accuracy: pd.DataFrame, *, languages: list[str]) -> pd.Data
 
 
 def mean_over_seeds(accuracy: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation (ddof=1; 0 with one seed) of accuracy per condition and language."""
+    """Mean and standard deviation (ddof=1; undefined, NaN, with one seed) of accuracy per
+    condition and language."""
     grouped = accuracy.groupby(["condition", "lang"], sort=False)["accuracy"]
-    out = grouped.agg(mean="mean", sd="std", seeds="count").reset_index()
-    out["sd"] = out["sd"].fillna(0.0)
-    return out
+    return grouped.agg(mean="mean", sd="std", seeds="count").reset_index()

@@ -49,10 +49,11 @@ STAGES: tuple[Stage, ...] = (
           ("encoder", "languages", "data_dir", "xnli", "mnli", "conditions", "tasks",
            "alignment.probe_split")),
     Stage("intermediate", "02_intermediate_training.ipynb", ("data",),
-          ("encoder", "data_dir", "conditions", "tasks", "seeds", "device", "training.intermediate")),
+          ("encoder", "languages", "data_dir", "conditions", "tasks", "seeds", "device",
+           "training.intermediate")),
     Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"),
           ("encoder", "languages", "data_dir", "xnli", "mnli", "conditions", "seeds", "device",
-           "training.mnli", "stats")),
+           "training.mnli")),
     Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"),
           ("encoder", "languages", "data_dir", "xnli", "conditions", "seeds", "device", "alignment")),
     Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), None),
@@ -284,12 +285,19 @@ def preflight(config: StudyConfig) -> None:
             raise ParamsError(f"{key}: {what} {str(path)!r} not found")
     name = resolve_encoder_name(config)
     pick_device(config.device)
-    layer = config.alignment.headline_layer
-    if layer != "auto":
+    layer, layers = config.alignment.headline_layer, config.alignment.layers
+    if layer != "auto" or layers != "all":
         depth = encoder_depth(config, name)
-        if depth is not None and not 0 <= layer <= depth:
+        if depth is not None and layer != "auto" and not 0 <= layer <= depth:
             raise ParamsError(f"alignment.headline_layer: {layer} is outside 0..{depth} "
                               f"(the encoder has {depth} layers; 0 is the embedding output)")
+        if depth is not None and layers != "all":
+            from .alignment import headline_layer
+
+            resolved = headline_layer(layer, depth)
+            if resolved not in layers:
+                raise ParamsError(f"alignment.layers: {layers} leaves out the headline layer {resolved} "
+                                  f"(alignment.headline_layer: {layer}); add it or use layers: all")
     if config.xnli.source == "hub":
         require_hub(f"XNLI ({config.xnli.hub_id})", fix="Set xnli.source: official or xtreme with xnli.path.")
     if config.mnli.source == "hub":

@@ -236,8 +236,10 @@ def alignment_vs_accuracy(points: pd.DataFrame, result: dict) -> plt.Figure:
     ax.axhline(0, color="0.6", lw=0.8)
     ax.axvline(0, color="0.6", lw=0.8)
     rho = result.get("spearman")
-    stat = (f"Spearman ρ = {rho:.2f} [{result['ci95'][0]:.2f}, {result['ci95'][1]:.2f}], n = {result['n']}"
-            if rho is not None else f"Spearman ρ undefined (n = {result.get('n', 0)})")
+    low, high = result.get("ci95", [None, None])
+    stat = (f"Spearman ρ = {rho:.2f} [{low:.2f}, {high:.2f}], n = {result['n']}" if rho is not None and low is not None
+            else f"Spearman ρ = {rho:.2f}, interval undefined, n = {result['n']}" if rho is not None
+            else f"Spearman ρ undefined (n = {result.get('n', 0)})")
     ax.set(xlabel=f"change in {result.get('metric', 'retrieval')} at layer {result.get('layer', '?')}",
            ylabel="change in XNLI accuracy", title=stat)
     ax.title.set_fontsize(10)

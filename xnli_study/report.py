@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import stats
 from .files import read_json, read_table, write_json, write_text
 from .languages import XNLI_LANGUAGES
-from .stats import alignment_vs_transfer
 
 #: Published zero-shot XNLI test accuracy (%), STUDY.md section 5.
 REFERENCE_NUMBERS = pd.DataFrame([
@@ -42,14 +42,24 @@ def build_summary(run) -> dict:
     """Collect the run's headline numbers into ``summary.json`` (accuracies in [0, 1])."""
     from .alignment import headline_layer
 
+    from .pipeline import read_record
+
     config, run_dir = run.config, Path(run.run_dir)
     tables = run_dir / "tables"
     acc = read_table(tables / "accuracy.csv")
     acc_mean = read_table(tables / "accuracy_mean.csv")
     transfer = read_table(tables / "transfer_summary.csv")
     align = read_table(tables / "alignment.csv")
-    n_layers = int(align["layer"].max())
+    # the encoder's depth as the alignment stage measured it (alignment.layers may be a subset)
+    recorded = (read_record(run_dir, "alignment") or {}).get("summary", {})
+    n_layers = int(recorded.get("n_layers", align["layer"].max()))
     head = headline_layer(config.alignment.headline_layer, n_layers)
+    resampling = {"resamples": config.stats.resamples, "seed": config.stats.seed}
+    preds = read_table(tables / "predictions.parquet")
+    ci = stats.accuracy_intervals(preds, **resampling)
+    comparisons = stats.compare_conditions(preds, baseline="none", **resampling)
+    run.save_table("accuracy_ci.csv", ci)
+    run.save_table("comparisons.csv", comparisons)
 
     def nested(frame: pd.DataFrame, value: str) -> dict:
         return {c: {r["lang"]: float(r[value]) for _, r in g.iterrows()}
@@ -69,12 +79,11 @@ def build_summary(run) -> dict:
         per = g.groupby(["layer", "lang"])["value"].mean().unstack("lang")  # mean over seeds
         best = int(per.mean(axis=1).idxmax())
         retrieval_best[encoder_label(stage, cond)] = {"layer": best, **per.loc[best].to_dict()}
-    ci = read_table(tables / "accuracy_ci.csv")
-    comparisons = read_table(tables / "comparisons.csv")
-    resampling = {"resamples": config.stats.resamples, "seed": config.stats.seed}
-    relation, points = alignment_vs_transfer(align, acc, layer=head, metric="retrieval", **resampling)
+    relation, points = stats.alignment_vs_transfer(align, acc, layer=head, metric="retrieval", **resampling)
     run.save_table("alignment_vs_transfer.csv", points)
     training = read_table(tables / "training_data.csv").set_index("dataset")["used"]
+    inter = read_table(tables / "intermediate_results.csv")
+    task_train = inter.groupby("condition", sort=False)["train_examples"].first()  # after the held-out split
     probe = read_table(tables / "probe_set.parquet") if (tables / "probe_set.parquet").exists() else None
     summary = {
         "profile": config.profile,
@@ -88,7 +97,7 @@ def build_summary(run) -> dict:
         "items_per_language": int(acc.groupby(["condition", "seed", "lang"])["n"].first().min()),
         "sizes": {
             "mnli_train": int(training.get("mnli", 0)),
-            "tasks": {t: int(training[t]) for t in config.intermediate_conditions if t in training},
+            "tasks": {t: int(task_train[t]) for t in config.intermediate_conditions if t in task_train},
             "probe_sentences_per_language": int(probe["sid"].nunique()) if probe is not None else None,
         },
         "xnli_accuracy": nested(acc_mean, "mean"),
@@ -105,9 +114,10 @@ def build_summary(run) -> dict:
                         for c, g in comparisons.groupby("condition", sort=False)},
         "alignment_vs_transfer": relation,
         "stats": {**resampling, "level": 0.95, "baseline": "none",
-                  "intervals": "percentile bootstrap, resampling seeds then test items (paired across conditions)",
+                  "intervals": "percentile bootstrap resampling seeds and test items (crossed; the same "
+                               "draws for every condition)",
                   "p_values": "two-sided paired bootstrap (the same draws as the intervals), Holm-corrected "
-                              "across conditions",
+                              "across conditions, not across languages",
                   "correlation": "Spearman over (condition, language) points, bootstrap interval over points"},
         "references": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
                        for r in references_for(config.encoder.name).drop(columns="hub_id").to_dict("records")],
@@ -136,7 +146,7 @@ def encoder_label(stage: str, condition: str) -> str:
 
 def _rounded(value, digits: int = 6):
     if isinstance(value, float):
-        return round(value, digits)
+        return None if value != value else round(value, digits)  # NaN (undefined) -> null
     if isinstance(value, dict):
         return {k: _rounded(v, digits) for k, v in value.items()}
     if isinstance(value, list):
@@ -195,7 +205,15 @@ def narrative(summary: dict, *, limits: str = "") -> str:
         f"the checkpoint selected on English XNLI dev only; zero-shot evaluation on XNLI "
         f"{summary['xnli_split']} ({summary['xnli_source']}), {items} items in each of "
         f"{len(langs)} languages. Accuracies are means over seeds with 95% bootstrap intervals "
-        f"(resampling seeds, then items); chance is {_pct(chance)}.")
+        f"(resampling seeds and test items); chance is {_pct(chance)}."
+        + (" With one seed the intervals cover only the sampling of test items, not the variation "
+           "between training runs, which is often larger: read them as lower bounds on the uncertainty."
+           if len(seeds) == 1 else
+           f" With {len(seeds)} seeds, resampling seeds captures the variation between training runs "
+           "only roughly: read the intervals as optimistic." if len(seeds) < 5 else ""))
+    if summary["xnli_split"] == "dev":
+        lines.append("English XNLI dev also selected the checkpoint, so the English accuracy here is "
+                     "slightly optimistic; the other languages are unaffected.")
     acc, ci = summary["xnli_accuracy"], summary.get("xnli_accuracy_ci95", {})
     avg = summary.get("xnli_accuracy_avg", {})
     lines += ["", "### Zero-shot transfer", ""]
@@ -215,7 +233,7 @@ def narrative(summary: dict, *, limits: str = "") -> str:
                                           and len(seeds) > 1 else ")") if en_ci else "")
             + f"; the other {len(langs) - 1} languages {_pct(non_en)} on average"
             + (f" ({_interval(non_en_ci)})" if non_en_ci else "")
-            + ("; at chance: no zero-shot transfer is visible." if at_chance else
+            + ("; on average not distinguishable from chance." if at_chance else
                f"; transfer gap {100 * summary['transfer'][cond]['transfer_gap']:.1f} points."))
     comps = summary.get("comparisons", {})
     if comps:
@@ -226,17 +244,19 @@ def narrative(summary: dict, *, limits: str = "") -> str:
             lines.append(
                 f"- `{cond}` minus `none`, mean over the non-English languages: {_significance(head)}. "
                 f"Over all {len(langs)} languages: {_significance(by_lang['avg'])}. "
-                + (f"Significant after Holm correction in: {', '.join(sig)}." if sig else
-                   "No single language changes significantly after Holm correction."))
+                + (f"Per language, significant in: {', '.join(sig)}." if sig else
+                   "No single language changes significantly."))
         lines.append(f"  Holm correction runs across the {_plural(len(comps), 'condition')}, separately for "
-                     "each language and each average; p-values come from the same paired bootstrap as the "
-                     "intervals.")
+                     "each language and each average, not across languages: with "
+                     f"{len(langs)} languages, expect about one false positive in twenty per-language "
+                     "tests. p-values come from the same paired bootstrap as the intervals.")
     al = summary["alignment"]
     enc = al["at_headline_layer"]
     p = enc.get("P", {})
     if p:
         layer = al["headline_layer"]
-        lines += ["", "### Alignment", "", (
+        lines += ["", "### Alignment", "", "Alignment numbers are descriptive: means over seeds and "
+                  "languages, without intervals (the per-seed values are in `tables/alignment.csv`).", "", (
             f"Reported at layer {layer} of {al['n_layers']}, fixed before the run (layer 0 is the "
             f"embedding output; sentence vectors are the {al['pooling']}); means over the "
             f"non-English languages. The pretrained encoder P retrieves translations with "
@@ -264,20 +284,23 @@ def narrative(summary: dict, *, limits: str = "") -> str:
     rel = summary.get("alignment_vs_transfer")
     if rel is not None and conds:
         lines += ["", "### Does alignment change predict transfer change?", ""]
-        if rel.get("spearman") is None:
+        if rel.get("spearman") is None or rel["ci95"][0] is None:
             lines.append(f"Not measurable here: the {rel['n']} (condition, language) points leave Spearman's "
-                         "correlation undefined (a constant change on one side).")
+                         "correlation or its interval undefined (a constant change on one side in most "
+                         "resamples).")
         else:
             lo, hi = rel["ci95"]
-            verdict = ("the interval includes zero: in this run, the change in alignment does not "
-                       "predict the change in accuracy" if lo <= 0 <= hi else
-                       f"the interval excludes zero: languages whose alignment {'rose' if rel['spearman'] > 0 else 'fell'} "
-                       "more gained more accuracy")
+            direction = "larger" if rel["spearman"] > 0 else "smaller"
+            verdict = ("the interval includes zero: this run gives no evidence of a monotone relation "
+                       "between the two" if lo <= 0 <= hi else
+                       f"the interval excludes zero: a larger change in alignment went with a {direction} "
+                       "change in accuracy")
             lines.append(
                 f"Across {rel['n']} (condition, language) points, the change in {rel['metric']} at layer "
                 f"{rel['layer']} (F_t - F[none]) and the change in XNLI accuracy have Spearman ρ = "
-                f"{rel['spearman']:.2f} (95% bootstrap CI {lo:.2f} to {hi:.2f}; permutation {_p(rel['p'])}); "
-                f"{verdict}.")
+                f"{rel['spearman']:.2f} (95% bootstrap CI {lo:.2f} to {hi:.2f}); {verdict}. The points share "
+                "the baseline and the seeds, and languages differ in script and resources, so this is an "
+                "association, not a causal estimate.")
     refs = summary.get("references") or []
     if refs:
         lines += ["", "### Published numbers for this encoder", ""]
@@ -384,10 +407,13 @@ def describe_intermediate(results: pd.DataFrame) -> str:
     lines = []
     for cond, g in results.groupby("condition", sort=False):
         acc = g["heldout_accuracy"]
+        metric = g["heldout_metric"].iloc[0] if "heldout_metric" in g else "accuracy"
+        chance = g["chance"].iloc[0]
         lines.append(
-            f"- `{cond}`: held-out accuracy {acc.mean():.3f}"
+            f"- `{cond}`: held-out {metric} {acc.mean():.3f}"
             + (f" (sd {acc.std(ddof=1):.3f} over {len(g)} seeds)" if len(g) > 1 else "")
-            + f", chance {g['chance'].iloc[0]:.3f}; {int(g['train_examples'].iloc[0])} training examples."
+            + (f", chance {chance:.3f}" if chance == chance else "")
+            + f"; {int(g['train_examples'].iloc[0])} training examples."
         )
     return "\n".join(lines)
 
@@ -418,8 +444,29 @@ def describe_comparisons(comparisons: pd.DataFrame) -> str:
                "significant": bool(r["significant"])}
         sig = [lang for lang, x in rows.iterrows() if not str(lang).startswith("avg") and x["significant"]]
         lines.append(f"- `{cond}` - `none` ({'non-English' if key == 'avg_non_en' else 'all-language'} "
-                     f"average): {_significance(row)}; significant languages: {', '.join(sig) or 'none'}.")
+                     f"average): {_significance(row)}; significant languages (Holm across conditions, "
+                     f"not across languages): {', '.join(sig) or 'none'}.")
     return "\n".join(lines)
+
+
+def _wide(frame: pd.DataFrame, cell) -> pd.DataFrame:
+    """Conditions as rows, languages (then the averages) as columns, each cell ``cell(row)``."""
+    order = [lang for lang in XNLI_LANGUAGES if lang in set(frame["lang"])]
+    order += [a for a in ("avg", "avg_non_en") if a in set(frame["lang"])]
+    wide = frame.assign(cell=frame.apply(cell, axis=1)).pivot(index="condition", columns="lang", values="cell")
+    return wide.reindex(index=list(dict.fromkeys(frame["condition"])), columns=order)
+
+
+def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy in % per condition and language as ``mean (low-high)``, the 95% interval."""
+    return _wide(intervals, lambda r: f"{100 * r['mean']:.1f} ({100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f})")
+
+
+def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
+    """Change against the baseline in points per condition and language as
+    ``delta [low, high]``, with ``*`` where significant after Holm."""
+    return _wide(comparisons, lambda r: f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, "
+                                        f"{100 * r['ci_high']:+.1f}]{'*' if r['significant'] else ''}")
 
 
 def headline_table(table: pd.DataFrame, *, layer: int) -> pd.DataFrame:

@@ -1,7 +1,8 @@
 """Uncertainty for every number the study reports (STUDY.md section 4).
 
 * :func:`bootstrap_mean`: the mean of a ``seeds x items`` matrix with a 95% interval from a
-  two-level bootstrap: seeds are resampled, then test items.
+  bootstrap that resamples seeds and test items (crossed: each draw picks seeds and items
+  independently, since every seed is scored on the same items).
 * :func:`paired_comparison`: a condition against the baseline on the same seeds and items: the
   mean difference, its bootstrap interval (the same resampled seeds and items for both) and the
   two-sided paired-bootstrap p-value from the same draws.
@@ -79,8 +80,9 @@ def bootstrap_mean(matrix, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
 def bootstrap_p(draws: np.ndarray) -> float:
     """Two-sided p-value that the mean is zero, from bootstrap draws of it:
     ``min(1, 2 * (1 + #{draws on the far side of 0}) / (1 + draws))``, where the far side is the
-    side opposite the majority of the draws. The 95% interval excludes zero exactly when p is at
-    most about 0.05; draws that are all zero give exactly 1.
+    side opposite the majority of the draws: the percentile interval inverted (Efron and
+    Tibshirani 1993, ch. 16). The 95% interval excludes zero when p is below about 0.05; draws
+    that are all zero give exactly 1.
 
     >>> bootstrap_p(np.zeros(100))
     1.0
@@ -95,7 +97,7 @@ def paired_comparison(treatment, baseline, *, resamples: int = DEFAULT_RESAMPLES
     """``treatment - baseline`` for two ``seeds x items`` matrices on the same seeds (rows) and
     items (columns): the mean difference, and from one paired two-level bootstrap (the same
     resampled seeds and items for both) its interval and a two-sided p-value (:func:`bootstrap_p`),
-    so that the two always agree."""
+    so that the two agree (up to the interpolation of the percentiles)."""
     t, b = np.asarray(treatment, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
     if t.shape != b.shape:
         raise ValueError(f"paired matrices differ in shape: {t.shape} vs {b.shape}")
@@ -153,6 +155,8 @@ def spearman_with_ci(x, y, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
     denom = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
     ok = denom > 0
     draws = (rx * ry).sum(axis=1)[ok] / denom[ok]
+    if draws.size < resamples / 2:  # most draws had a constant side: no stable interval
+        return {"spearman": rho, "ci95": [None, None], "p": None, "n": n}
     perm = np.argsort(rng.random((resamples, n)), axis=1)
     null = np.array([spearman(x, y[order]) for order in perm[: min(resamples, 1000)]])
     p = (1 + int(np.sum(np.abs(null) >= abs(rho) - 1e-12))) / (1 + null.size)

@@ -60,6 +60,7 @@ class TaskSpec:
     local_reader: str  # a key of _LOCAL_READERS, or "nli_jsonl" / "xnli_mt"
     local_format: str  # what a local file looks like, for messages
     has_sample: bool = False
+    unanswerable: bool = False  # extractive QA: questions without an answer are part of the task
 
     @property
     def num_labels(self) -> int:
@@ -129,6 +130,7 @@ TASKS: dict[str, TaskSpec] = {
             label_names=QA_LABELS,
             hub=(HubSource("rajpurkar/squad_v2", config="squad_v2", columns=()),),
             local_reader="squad_json", local_format=_SQUAD_JSON + " with is_impossible (train-v2.0.json)",
+            unanswerable=True,
         ),
         TaskSpec(
             name="hellaswag", format="multiple_choice",
@@ -276,6 +278,8 @@ def commonsenseqa_frame(df: pd.DataFrame, *, source: str, report: ReadReport | N
 def cosmosqa_frame(df: pd.DataFrame, *, source: str, report: ReadReport | None = None) -> pd.DataFrame:
     """Cosmos QA rows (``context, question, answer0..answer3, label``; hub, CSV or JSONL)."""
     answers = [f"answer{i}" for i in range(4)]
+    if "label" not in df.columns:  # the test split carries no answers
+        df = df.assign(label=-1)
     _require_columns(df, ("context", "question", *answers, "label"), source)
     choices = df[answers].astype(str).values.tolist()
     return _choice_frame(df["context"], df["question"], choices,
@@ -463,6 +467,10 @@ def load_task(name: str, config, *, run_dir: str | Path, report: ReadReport | No
         frame = _hub(spec, languages=config.languages, report=report)
     if not report.rows_read:
         report.rows_read = len(frame)
+    if spec.format == "extractive_qa" and not spec.unanswerable:  # e.g. SQuAD 1.1: every question has an answer
+        unanswered = frame["answer_start"] < 0
+        report.dropped_unusable += int(unanswered.sum())
+        frame = frame[~unanswered].reset_index(drop=True)
     bad = set(frame["label"].unique()) - set(range(spec.num_labels))
     if bad:
         raise DataError(f"task {name!r}: labels {sorted(bad)} outside 0..{spec.num_labels - 1}")

@@ -57,7 +57,10 @@ def encode_choices(tokenizer, frame: pd.DataFrame, *, max_length: int):
     k = len(frame["choices"].iloc[0])
     firsts = [a for a in frame["text_a"] for _ in range(k)]
     seconds = [f"{b} {c}".strip() for b, choices in zip(frame["text_b"], frame["choices"]) for c in choices]
-    enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length)
+    try:  # cut the context, never the choice
+        enc = tokenizer(firsts, seconds, truncation="only_first", max_length=max_length)
+    except Exception:  # a choice alone is longer than max_length: cut both
+        enc = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length)
     columns = {key: [enc[key][i:i + k] for i in range(0, len(firsts), k)] for key in enc.keys()}
     columns["length"] = [max(len(ids) for ids in group) for group in columns["input_ids"]]
     columns["labels"] = frame["label"].astype(int).tolist()
