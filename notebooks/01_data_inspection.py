@@ -14,15 +14,16 @@
 # %% [markdown]
 # # 1. Data inspection
 #
-# **Needs:** nothing; this is the first stage. Batch runs: `xnli-study run --params params/smoke.yaml`
-# (or `make study`) runs every stage in order. Opened in JupyterLab, this notebook runs top to
-# bottom on the default profile as it is.
-#
 # This stage loads every data source the profile names, prepares the pretrained encoder P (for the
 # `tiny` encoder: a WordPiece tokenizer trained on the training text and a small BERT built from a
 # config), and describes the data: items and label balance per language, sentence length in
 # tokens of the encoder's tokenizer, the share of unknown tokens, and whether the languages are
 # parallel (the same items, with the same labels, in every language).
+
+# %% [markdown] tags=["hide-in-report"]
+# **Needs:** nothing; this is the first stage. Batch runs: `xnli-study run --params params/smoke.yaml`
+# (or `make study`) runs every stage in order. Opened in JupyterLab, this notebook runs top to
+# bottom on the default profile as it is.
 
 # %% tags=["parameters"]
 params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/

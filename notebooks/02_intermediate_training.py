@@ -14,12 +14,13 @@
 # %% [markdown]
 # # 2. Intermediate training
 #
-# **Needs:** stage 1 (data inspection). If it has not run, the next code cell says so; run
-# `xnli-study run --params params/smoke.yaml --stages data` first (or `make study`).
-#
 # For each intermediate task t and seed, P is fine-tuned on t with a task head. Only the encoder
 # is saved (`models/<task>/seed<k>/intermediate`): the task head is dropped, and the MNLI stage puts
 # a fresh head on it. The baseline condition `none` skips this stage (I_none = P).
+
+# %% [markdown] tags=["hide-in-report"]
+# **Needs:** stage 1 (data inspection). If it has not run, the next code cell says so; run
+# `xnli-study run --params params/smoke.yaml --stages data` first (or `make study`).
 
 # %% tags=["parameters"]
 params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/

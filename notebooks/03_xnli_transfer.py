@@ -14,13 +14,14 @@
 # %% [markdown]
 # # 3. English MultiNLI fine-tuning and zero-shot XNLI transfer
 #
-# **Needs:** stages 1 and 2. If they have not run, the next code cell says so; run
-# `xnli-study run --params params/smoke.yaml --stages data intermediate` first (or `make study`).
-#
 # For each condition and seed: the encoder of I_t (P for `none`) gets a fresh 3-way head and is
 # fine-tuned on English MultiNLI. The checkpoint is selected on **English** XNLI dev only; the
 # model never sees a non-English NLI label. It is then evaluated on every XNLI language.
 # Per-example predictions are kept (`tables/predictions.parquet`).
+
+# %% [markdown] tags=["hide-in-report"]
+# **Needs:** stages 1 and 2. If they have not run, the next code cell says so; run
+# `xnli-study run --params params/smoke.yaml --stages data intermediate` first (or `make study`).
 
 # %% tags=["parameters"]
 params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/

@@ -14,9 +14,6 @@
 # %% [markdown]
 # # 4. Cross-lingual alignment, layer by layer
 #
-# **Needs:** stages 1 to 3. If they have not run, the next code cell says so; run
-# `xnli-study run --params params/smoke.yaml --stages data intermediate transfer` first (or `make study`).
-#
 # For the pretrained encoder P, every intermediate encoder I_t and every final encoder F_t, on
 # XNLI's deduplicated parallel sentences (distinct premises plus hypotheses, the same ids in every
 # language). Sentence vector: the mean of a layer's hidden states over the sentence's real tokens,
@@ -24,6 +21,10 @@
 # output**. Metrics of English against each other language: retrieval accuracy@1 (en→X, X→en and
 # their mean; raw and centered), linear CKA, translation cosine margin; and a language-identity
 # probe over all languages (lower = more language-neutral).
+
+# %% [markdown] tags=["hide-in-report"]
+# **Needs:** stages 1 to 3. If they have not run, the next code cell says so; run
+# `xnli-study run --params params/smoke.yaml --stages data intermediate transfer` first (or `make study`).
 
 # %% tags=["parameters"]
 params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/

@@ -14,14 +14,15 @@
 # %% [markdown]
 # # xnli-study: results
 #
+# Does intermediate-task training change a multilingual encoder's cross-lingual alignment, and
+# does that show in zero-shot transfer on XNLI? This section summarises the run; the sections
+# after it hold the details of each stage.
+
+# %% [markdown] tags=["hide-in-report"]
 # **Needs:** stages 1 to 4. If they have not run, the next code cell says so; run
 # `xnli-study run --params params/smoke.yaml` first (or `make study`). The batch run renders this
 # notebook and the four stage notebooks into one `report.html`; to render it again from a run
 # folder: `xnli-study report --run outputs/smoke`.
-#
-# Does intermediate-task training change a multilingual encoder's cross-lingual alignment, and
-# does that show in zero-shot transfer on XNLI? This section summarises the run; the sections
-# after it hold the details of each stage.
 
 # %% tags=["parameters"]
 params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/

@@ -70,6 +70,8 @@ def test_report_is_self_contained_with_embedded_figures(smoke_run):
                     "3. English MultiNLI fine-tuning", "4. Cross-lingual alignment"):
         assert heading in html, heading
     assert "params_path" not in html  # parameter cells are hidden
+    assert "Needs:" not in html  # notebook instructions are not part of the report
+    assert not (run_dir / ".tmp").exists()  # no scratch folder left behind
     assert "import " not in html  # code is hidden
     assert "not findings" in html  # the profile's limits are stated
 

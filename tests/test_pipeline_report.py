@@ -111,6 +111,7 @@ def _summary() -> dict:
         "alignment_vs_transfer": {"spearman": 0.4, "ci95": [-0.3, 0.9], "p": 0.3, "n": 1, "metric": "retrieval",
                                   "layer": 3},
         "references": [{"model": "XLM-R base", "en": 85.8, "avg_15": 76.2, "source": "XLM-R paper"}],
+        "selection_dev_en": {"none": {"0": 0.91, "1": 0.9}, "sst2": {"0": 0.85, "1": 0.6}},
         "alignment": {"headline_layer": 3, "n_layers": 4, "pooling": "mean", "best_layer_pretrained_retrieval": 1,
                       "at_headline_layer": {
                           "P": {"retrieval": 0.25, "retrieval_centered": 0.5, "cka": 0.7},
@@ -129,7 +130,9 @@ def test_narrative_is_generated_from_the_numbers():
     assert "30.0% on average (95% CI 25.0 to 35.0); on average not distinguishable from chance" in text
     assert "38.0% on average (95% CI 36.0 to 40.0); transfer gap 42.0 points" in text
     assert "+2.0 points (95% CI -3.0 to 7.0 points; p = 0.400, Holm-adjusted p = 0.400: not significant)" in text
-    assert "Per language, significant in: en." in text and "not across languages" in text
+    assert "Per language, significant in: en." in text and "nothing corrects across languages" in text
+    assert "Run `sst2` seed 1 reached only 60.0% on English dev against 91.0%" in text
+    assert "seed 0 reached only" not in text
     assert "With 2 seeds, resampling seeds captures" in text
     assert "layer 3 of 4" in text and "P's best retrieval layer is 1" in text
     assert "retrieval 25.0% → 20.0%, centered 50.0% → 40.0%, CKA 0.70 → 0.60" in text

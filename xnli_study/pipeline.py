@@ -302,9 +302,11 @@ def preflight(config: StudyConfig) -> None:
         require_hub(f"XNLI ({config.xnli.hub_id})", fix="Set xnli.source: official or xtreme with xnli.path.")
     if config.mnli.source == "hub":
         require_hub(f"MultiNLI ({config.mnli.hub_id})", fix="Set mnli.source: local with mnli.path.")
+    from .tasks import get_task, hub_fix
+
     for task in config.intermediate_conditions:
         if config.task_data(task).source == "hub":
-            require_hub(f"task {task!r}", fix=f"Set tasks.{task}.source: local with tasks.{task}.path.")
+            require_hub(f"task {task!r} ({get_task(task).hub_ids})", fix=hub_fix(get_task(task)))
 
 
 def missing_upstream(config: StudyConfig, run_dir: Path, selected: list[str]) -> list[str]:

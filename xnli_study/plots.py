@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -45,6 +46,7 @@ def token_lengths(lengths: pd.DataFrame, *, split: str) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(9, 3.2))
     sns.barplot(data=data, x="lang", y="mean_tokens", hue="field", order=_lang_order(data["lang"]), ax=ax)
     ax.set(title=f"XNLI {split}: mean length in tokens", xlabel="", ylabel="tokens")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
 
@@ -74,7 +76,7 @@ def accuracy_by_language(accuracy: pd.DataFrame, *, chance: float = 1 / 3) -> pl
                 errorbar="sd", capsize=0.1, err_kws={"linewidth": 1}, ax=ax)
     ax.axhline(chance, color="0.4", ls="--", lw=1, label="chance")
     ax.set(title="XNLI zero-shot accuracy by language (mean ± sd over seeds)", xlabel="",
-           ylabel="accuracy", ylim=(0, 1))
+           ylabel="accuracy", ylim=(0, 1.08))
     ax.legend(fontsize=8, ncol=4, loc="upper right")
     fig.tight_layout()
     return fig
@@ -100,13 +102,17 @@ def alignment_heatmaps(table: pd.DataFrame, *, stage: str, metrics=("retrieval",
     for ax, metric in zip(axes[0], metrics):
         grid = (data[data["metric"] == metric].groupby(["layer", "lang"])["value"].mean()
                 .unstack("lang").reindex(columns=order).sort_index(ascending=False))
+        # colours span the data (from 0 for bounded metrics), so small values stay readable
         bounded = metric != "cosine_margin"
-        _heatmap(ax, grid, cmap="viridis", vmin=0 if bounded else None, vmax=1 if bounded else None,
+        _heatmap(ax, grid, cmap="viridis", vmin=0 if bounded else None,
+                 vmax=float(np.nanmax(grid.values)) or 1.0 if bounded else None,
                  title=METRIC_TITLES.get(metric, metric))
         if headline_layer is not None and headline_layer in grid.index:
             row = list(grid.index).index(headline_layer)
             ax.axhline(row - 0.5, color="white", lw=1.5)
             ax.axhline(row + 0.5, color="white", lw=1.5)
+            ax.set_yticks(range(grid.shape[0]), [f"{l} (headline)" if l == headline_layer else str(l)
+                                                 for l in grid.index], fontsize=7)
     fig.suptitle(f"{stage} encoder(s): alignment by layer and language", fontsize=11)
     fig.tight_layout()
     return fig
@@ -121,16 +127,25 @@ def alignment_curves(table: pd.DataFrame, *, metrics=("retrieval", "retrieval_ce
                                data["stage"].str[0].str.upper() + "[" + data["condition"] + "]")
     per_seed = data.groupby(["encoder", "stage", "seed", "layer", "metric"], as_index=False)["value"].mean()
     present = [m for m in metrics if m in set(per_seed["metric"])]
-    fig, axes = plt.subplots(1, len(present), figsize=(4 * len(present), 3.4), squeeze=False)
-    for i, (ax, metric) in enumerate(zip(axes[0], present)):
+    cols = min(3, max(1, len(present)))
+    rows = -(-len(present) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.3 * rows), squeeze=False)
+    flat = axes.ravel()
+    for i, (ax, metric) in enumerate(zip(flat, present)):
         sns.lineplot(data=per_seed[per_seed["metric"] == metric], x="layer", y="value",
-                     hue="encoder", style="stage", errorbar="sd", ax=ax, legend=i == len(present) - 1)
+                     hue="encoder", style="stage", errorbar="sd", ax=ax, legend=i == 0)
         if headline_layer is not None:
-            ax.axvline(headline_layer, color="0.5", ls=":", lw=1)
+            ax.axvline(headline_layer, color="0.5", ls=":", lw=1, label="headline layer" if i == 0 else None)
         ax.set(title=METRIC_TITLES.get(metric, metric), ylabel="", xlabel="layer")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.title.set_fontsize(9)
+    for ax in flat[len(present):]:
+        ax.axis("off")
     if len(present):
-        axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+        handles, labels = flat[0].get_legend_handles_labels()
+        flat[0].get_legend().remove()
+        target = flat[len(present)] if len(present) < len(flat) else flat[-1]
+        target.legend(handles, labels, fontsize=8, loc="center left" if len(present) < len(flat) else "best")
     fig.suptitle("Alignment over layers (mean over the non-English languages)", fontsize=11)
     fig.tight_layout()
     return fig
@@ -222,6 +237,8 @@ def alignment_vs_accuracy(points: pd.DataFrame, result: dict) -> plt.Figure:
     """Change in alignment against change in accuracy (both F_t - F_none), one dot per language
     and condition, with a least-squares line and Spearman's rho in the title."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    points = points.assign(alignment_change=100 * points["alignment_change"],
+                           accuracy_change=100 * points["accuracy_change"])  # in points
     if len(points):
         sns.scatterplot(data=points, x="alignment_change", y="accuracy_change", hue="condition", ax=ax, s=40)
         for _, row in points.iterrows():
@@ -240,8 +257,8 @@ def alignment_vs_accuracy(points: pd.DataFrame, result: dict) -> plt.Figure:
     stat = (f"Spearman ρ = {rho:.2f} [{low:.2f}, {high:.2f}], n = {result['n']}" if rho is not None and low is not None
             else f"Spearman ρ = {rho:.2f}, interval undefined, n = {result['n']}" if rho is not None
             else f"Spearman ρ undefined (n = {result.get('n', 0)})")
-    ax.set(xlabel=f"change in {result.get('metric', 'retrieval')} at layer {result.get('layer', '?')}",
-           ylabel="change in XNLI accuracy", title=stat)
+    ax.set(xlabel=f"change in {result.get('metric', 'retrieval')} at layer {result.get('layer', '?')} (points)",
+           ylabel="change in XNLI accuracy (points)", title=stat)
     ax.title.set_fontsize(10)
     fig.tight_layout()
     return fig

@@ -85,6 +85,7 @@ def build_summary(run) -> dict:
     inter = read_table(tables / "intermediate_results.csv")
     task_train = inter.groupby("condition", sort=False)["train_examples"].first()  # after the held-out split
     probe = read_table(tables / "probe_set.parquet") if (tables / "probe_set.parquet").exists() else None
+    selection = read_table(tables / "selection.csv")
     summary = {
         "profile": config.profile,
         "run_name": config.run_name,
@@ -113,6 +114,9 @@ def build_summary(run) -> dict:
                             for _, r in g.iterrows()}
                         for c, g in comparisons.groupby("condition", sort=False)},
         "alignment_vs_transfer": relation,
+        # English dev accuracy of each MNLI run's selected checkpoint
+        "selection_dev_en": {c: {str(int(r["seed"])): float(r["dev_en_accuracy"]) for _, r in g.iterrows()}
+                             for c, g in selection.groupby("condition", sort=False)},
         "stats": {**resampling, "level": 0.95, "baseline": "none",
                   "intervals": "percentile bootstrap resampling seeds and test items (crossed; the same "
                                "draws for every condition)",
@@ -235,6 +239,16 @@ def narrative(summary: dict, *, limits: str = "") -> str:
             + (f" ({_interval(non_en_ci)})" if non_en_ci else "")
             + ("; on average not distinguishable from chance." if at_chance else
                f"; transfer gap {100 * summary['transfer'][cond]['transfer_gap']:.1f} points."))
+    runs = [(cond, seed, a) for cond, by_seed in summary.get("selection_dev_en", {}).items()
+            for seed, a in by_seed.items() if a is not None]
+    if runs:
+        best = max(a for _, _, a in runs)
+        weak = [(c, sd, a) for c, sd, a in runs if a < best - 0.10]
+        for cond, seed, a in weak:
+            lines.append(
+                f"- Run `{cond}` seed {seed} reached only {_pct(a)} on English dev against {_pct(best)} for "
+                "the best run: it trained poorly (see the MNLI training curves), and it alone may drive "
+                f"`{cond}`'s spread and its difference from the baseline.")
     comps = summary.get("comparisons", {})
     if comps:
         lines += ["", "### Against the baseline", ""]
@@ -246,10 +260,11 @@ def narrative(summary: dict, *, limits: str = "") -> str:
                 f"Over all {len(langs)} languages: {_significance(by_lang['avg'])}. "
                 + (f"Per language, significant in: {', '.join(sig)}." if sig else
                    "No single language changes significantly."))
-        lines.append(f"  Holm correction runs across the {_plural(len(comps), 'condition')}, separately for "
-                     "each language and each average, not across languages: with "
-                     f"{len(langs)} languages, expect about one false positive in twenty per-language "
-                     "tests. p-values come from the same paired bootstrap as the intervals.")
+        holm = (f"Holm correction runs across the {len(comps)} conditions, separately for each language "
+                "and each average, not across languages" if len(comps) > 1 else
+                "With one condition, Holm correction changes nothing; nothing corrects across languages")
+        lines.append(f"  {holm}: with {len(langs)} languages, expect about one false positive in twenty "
+                     "per-language tests. p-values come from the same paired bootstrap as the intervals.")
     al = summary["alignment"]
     enc = al["at_headline_layer"]
     p = enc.get("P", {})

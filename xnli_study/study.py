@@ -163,6 +163,12 @@ def _parallel_summary(xnli: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _remove_empty(folder: Path) -> None:
+    """Remove the run's scratch folder once training has emptied it."""
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
+
+
 # ---- stage 2: intermediate training ------------------------------------------------------------
 HELDOUT_METRIC = {"single": "accuracy", "pair": "accuracy", "multiple_choice": "choice accuracy",
                   "extractive_qa": "exact start and end token per context window"}
@@ -199,6 +205,7 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
                         "chance": np.nan if spec.format == "extractive_qa" else 1 / spec.num_labels,
                         "seconds": round(time.perf_counter() - started, 2)})
         logs.append(result.log.assign(condition=cond, seed=seed))
+    _remove_empty(run_dir / ".tmp")
     log_table = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(
         columns=["condition", "seed", "step", "epoch", "loss"])
     tables = {"intermediate_log": log_table, "intermediate_results": pd.DataFrame(
@@ -246,6 +253,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         selection.append({"condition": cond, "seed": seed, "best_step": result.best_step,
                           "dev_en_accuracy": result.best_metric, "train_examples": len(mnli),
                           "seconds": round(time.perf_counter() - started, 2)})
+    _remove_empty(run_dir / ".tmp")
     preds = pd.concat(predictions, ignore_index=True)
     acc = accuracy_table(preds)
     tables = {

@@ -416,11 +416,13 @@ def _local(spec: TaskSpec, path: Path, *, languages: list[str], report: ReadRepo
     return read_pair_tsv(path)
 
 
+def hub_fix(spec: TaskSpec) -> str:
+    """How to run task ``spec`` without the hub: the params to set and the file they name."""
+    return f"Set tasks.{spec.name}.source: local and tasks.{spec.name}.path: <{spec.local_format}>."
+
+
 def _hub(spec: TaskSpec, *, languages: list[str], report: ReadReport) -> pd.DataFrame:
-    require_hub(
-        f"task {spec.name!r} ({spec.hub_ids})",
-        fix=f"Set tasks.{spec.name}.source: local and tasks.{spec.name}.path: <{spec.local_format}>.",
-    )
+    require_hub(f"task {spec.name!r} ({spec.hub_ids})", fix=hub_fix(spec))
     import datasets
 
     frames = []
