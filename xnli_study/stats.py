@@ -173,21 +173,25 @@ def language_groups(languages) -> dict[str, list[str]]:
     return groups
 
 
-def correctness(predictions: pd.DataFrame, condition: str, langs: list[str] | None = None,
-                seeds: list[int] | None = None) -> tuple[np.ndarray, list[int]]:
-    """The ``seeds x items`` matrix of ``condition``: 0/1 correctness for one language, or each
-    item's mean over ``langs`` (XNLI items are parallel: the same id in every language); rows in
-    seed order, columns in item-id order."""
+def correctness_table(predictions: pd.DataFrame, condition: str) -> pd.DataFrame:
+    """0/1 correctness of ``condition``: one row per seed, one column per (language, item id).
+    Built once per condition; :func:`correctness` slices it."""
     rows = predictions[predictions["condition"] == condition]
-    if langs is not None:
-        rows = rows[rows["lang"].isin(langs)]
-    table = rows.pivot_table(index="seed", columns="id", values="correct", aggfunc="mean")
+    return rows.pivot_table(index="seed", columns=["lang", "id"], values="correct", aggfunc="mean")
+
+
+def correctness(table: pd.DataFrame, langs: list[str], seeds: list[int] | None = None, *,
+                name: str = "") -> tuple[np.ndarray, list[int]]:
+    """The ``seeds x items`` matrix from a :func:`correctness_table`: 0/1 correctness for one
+    language, or each item's mean over ``langs`` (XNLI items are parallel: the same id in every
+    language); rows in seed order, columns in item-id order."""
+    part = table.loc[:, table.columns.get_level_values("lang").isin(langs)]
+    matrix = part.T.groupby(level="id").mean().T
     if seeds is not None:
-        table = table.reindex(seeds)
-    if table.isna().any().any():
-        raise ValueError(f"{condition}/{','.join(langs or ['all'])}: some seeds lack some items; "
-                         "cannot pair them")
-    return table.to_numpy(dtype=np.float64), [int(s) for s in table.index]
+        matrix = matrix.reindex(seeds)
+    if matrix.isna().any().any():
+        raise ValueError(f"{name}/{','.join(langs)}: some seeds lack some items; cannot pair them")
+    return matrix.to_numpy(dtype=np.float64), [int(s) for s in matrix.index]
 
 
 def accuracy_intervals(predictions: pd.DataFrame, *, resamples: int = DEFAULT_RESAMPLES,
@@ -197,8 +201,9 @@ def accuracy_intervals(predictions: pd.DataFrame, *, resamples: int = DEFAULT_RE
     rows = []
     groups = language_groups(predictions["lang"])
     for cond in dict.fromkeys(predictions["condition"]):
+        table = correctness_table(predictions, cond)
         for lang, members in groups.items():
-            m, seeds = correctness(predictions, cond, members)
+            m, seeds = correctness(table, members, name=cond)
             r = bootstrap_mean(m, resamples=resamples, seed=seed)
             per_seed = m.mean(axis=1)
             rows.append({"condition": cond, "lang": lang, "mean": r.estimate,
@@ -218,15 +223,17 @@ def compare_conditions(predictions: pd.DataFrame, *, baseline: str = "none",
     if not conditions:
         return pd.DataFrame(columns=cols)
     groups = language_groups(predictions["lang"])
+    base_table = correctness_table(predictions, baseline)
     rows = []
     for cond in conditions:
         seeds = sorted(set(predictions.loc[predictions["condition"] == cond, "seed"])
                        & set(predictions.loc[predictions["condition"] == baseline, "seed"]))
         if not seeds:
             raise ValueError(f"{cond} and {baseline} share no seed; comparisons are paired by seed")
+        treated = correctness_table(predictions, cond)
         for lang, members in groups.items():
-            t, _ = correctness(predictions, cond, members, seeds)
-            b, _ = correctness(predictions, baseline, members, seeds)
+            t, _ = correctness(treated, members, seeds, name=cond)
+            b, _ = correctness(base_table, members, seeds, name=baseline)
             r = paired_comparison(t, b, resamples=resamples, seed=seed, level=level)
             rows.append({"condition": cond, "lang": lang, "delta": r.estimate, "ci_low": r.low,
                          "ci_high": r.high, "p": r.p, "seeds": len(seeds), "items": t.shape[1]})
