@@ -33,7 +33,8 @@ run_dir: str = ""  # the run folder; empty means output_dir/run_name from the pa
 from IPython.display import Markdown, display
 
 from xnli_study import plots, study
-from xnli_study.pipeline import StageRun, setup_notebook
+from xnli_study.environment import setup_notebook
+from xnli_study.stages import StageRun
 
 setup_notebook()
 run = StageRun("data", params_path=params_path, run_dir=run_dir)

@@ -29,8 +29,9 @@ run_dir: str = ""  # the run folder; empty means output_dir/run_name from the pa
 # %%
 from IPython.display import Markdown, display
 
-from xnli_study import plots, report, study
-from xnli_study.pipeline import StageRun, setup_notebook
+from xnli_study import narrative, plots, study
+from xnli_study.environment import setup_notebook
+from xnli_study.stages import StageRun
 
 setup_notebook()
 run = StageRun("intermediate", params_path=params_path, run_dir=run_dir)
@@ -43,7 +44,7 @@ tables = study.train_intermediate(run)
 # Accuracy on a held-out tenth of each task's data, after the last epoch.
 
 # %%
-display(Markdown(report.describe_intermediate(tables["intermediate_results"])))
+display(Markdown(narrative.describe_intermediate(tables["intermediate_results"])))
 tables["intermediate_results"]
 
 # %%

@@ -30,8 +30,9 @@ run_dir: str = ""  # the run folder; empty means output_dir/run_name from the pa
 # %%
 from IPython.display import Markdown, display
 
-from xnli_study import plots, report, study
-from xnli_study.pipeline import StageRun, setup_notebook
+from xnli_study import narrative, plots, study
+from xnli_study.environment import setup_notebook
+from xnli_study.stages import StageRun
 
 setup_notebook()
 run = StageRun("transfer", params_path=params_path, run_dir=run_dir)
@@ -43,7 +44,7 @@ tables = study.train_and_evaluate_transfer(run)
 # ## Accuracy by language (mean over seeds)
 
 # %%
-display(Markdown(report.describe_transfer(tables["transfer_summary"])))
+display(Markdown(narrative.describe_transfer(tables["transfer_summary"])))
 tables["accuracy_mean"].pivot(index="condition", columns="lang", values="mean").round(3)
 
 # %%

@@ -33,8 +33,9 @@ run_dir: str = ""  # the run folder; empty means output_dir/run_name from the pa
 # %%
 from IPython.display import Markdown, display
 
-from xnli_study import plots, report, study
-from xnli_study.pipeline import StageRun, setup_notebook
+from xnli_study import narrative, plots, study
+from xnli_study.environment import setup_notebook
+from xnli_study.stages import StageRun
 
 setup_notebook()
 run = StageRun("alignment", params_path=params_path, run_dir=run_dir)
@@ -52,7 +53,7 @@ display(Markdown(
 # ## Headline numbers (mean over the non-English languages and seeds)
 
 # %%
-report.headline_table(table, layer=layer).round(3)
+narrative.headline_table(table, layer=layer).round(3)
 
 # %% [markdown]
 # ## Curves over layers

@@ -31,19 +31,20 @@ run_dir: str = ""  # the run folder; empty means output_dir/run_name from the pa
 # %%
 from IPython.display import Markdown, display
 
-from xnli_study import plots, report
-from xnli_study.pipeline import StageRun, setup_notebook
+from xnli_study import narrative, plots, summary as summaries
+from xnli_study.environment import setup_notebook
+from xnli_study.stages import StageRun
 
 setup_notebook()
 run = StageRun("report", params_path=params_path, run_dir=run_dir)
-summary = report.build_summary(run)
+summary = summaries.build_summary(run)
 
 # %% [markdown]
 # ## Summary
 
 # %%
 limits = f"**Limits of this profile.** {run.config.limits}" if run.config.limits else ""
-display(Markdown(report.narrative(summary, limits=limits)))
+display(Markdown(narrative.narrative(summary, limits=limits)))
 
 # %% [markdown]
 # ## Accuracy by language, with uncertainty
@@ -52,10 +53,10 @@ display(Markdown(report.narrative(summary, limits=limits)))
 # English. The table gives each mean with its interval, in %.
 
 # %%
-intervals = run.read_table("accuracy_ci.csv")
-fig = plots.accuracy_with_intervals(intervals, run.read_table("accuracy.csv"))
+intervals = run.read_table("accuracy_ci")
+fig = plots.accuracy_with_intervals(intervals, run.read_table("accuracy"))
 _ = run.show_figure("xnli_accuracy", fig)
-report.interval_table(intervals)
+narrative.interval_table(intervals)
 
 # %% [markdown]
 # ## Each condition against the baseline
@@ -64,15 +65,13 @@ report.interval_table(intervals)
 # correction across conditions (for each language and average separately).
 
 # %%
-comparisons = run.read_table("comparisons.csv")
-display(Markdown(report.describe_comparisons(comparisons)))
+comparisons = run.read_table("comparisons")
+display(Markdown(narrative.describe_comparisons(comparisons)))
 if len(comparisons):
     fig = plots.delta_heatmap(comparisons)
     _ = run.show_figure("xnli_accuracy_delta", fig)
-    display(Markdown("Points, with the 95% interval; `*` significant after Holm correction. Every "
-                     "column (mean, sd, intervals, p, p_holm) is in `tables/accuracy_ci.csv` and "
-                     "`tables/comparisons.csv`."))
-    display(report.comparison_table(comparisons))
+    display(Markdown(narrative.where_the_columns_are()))
+    display(narrative.comparison_table(comparisons))
 
 # %% [markdown]
 # ## Alignment change against transfer change
@@ -80,7 +79,7 @@ if len(comparisons):
 # headline layer and the change in XNLI accuracy, both of F_t against the baseline F[none].
 
 # %%
-points = run.read_table("alignment_vs_transfer.csv")
+points = run.read_table("alignment_vs_transfer")
 if len(points):
     fig = plots.alignment_vs_accuracy(points, summary["alignment_vs_transfer"])
     _ = run.show_figure("alignment_vs_transfer", fig)
@@ -91,7 +90,7 @@ else:
 # ## Published numbers for this encoder (XNLI test, zero-shot, accuracy %)
 
 # %%
-refs = report.references_for(summary["encoder"])
+refs = summaries.references_for(summary["encoder"])
 if len(refs):
     display(refs)
 else:

@@ -20,8 +20,11 @@ def root() -> Path:
     return ROOT
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
+@pytest.fixture
+def shared_data(request) -> Path:
+    """The real data files; only for tests marked ``real`` (``make test-fast`` leaves those out)."""
+    if request.node.get_closest_marker("real") is None:
+        pytest.fail(f"{request.node.nodeid} reads ../shared/data: mark it @pytest.mark.real")
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (tests read it from ../shared/data)")
     return SHARED_DATA

@@ -43,6 +43,13 @@ def test_relative_paths_resolve_against_the_params_file(tmp_path, smoke_yaml):
     (lambda d: d.update(seeds="zero"), "'seeds'"),
     (lambda d: d["training"]["mnli"].update(epochs="many"), "'training.mnli.epochs'"),
     (lambda d: d["xnli"].update(source="ftp"), "'xnli.source'"),
+    # a local source needs its path: one validator per section says so, at parse time
+    (lambda d: d.update(xnli={"source": "official"}), "'xnli' source 'official' needs xnli.path"),
+    (lambda d: d.update(xnli={"source": "xtreme"}), "'xnli' source 'xtreme' needs xnli.path"),
+    (lambda d: d.update(mnli={"source": "local"}), "'mnli' source 'local' needs mnli.path"),
+    (lambda d: d["tasks"].update(sst2={"source": "local"}), "'tasks.sst2' source 'local' needs a path"),
+    (lambda d: d.update(conditions=["none", "qqp"], tasks={"qqp": {"source": "sample"}}),
+     "'tasks' task 'qqp' has no synthetic sample"),
 ])
 def test_bad_params_name_the_culprit(smoke_yaml, mutate, expected):
     data = smoke_dict(smoke_yaml)

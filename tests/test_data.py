@@ -67,6 +67,7 @@ def test_cap_items_keeps_the_same_items_everywhere(sample_dir):
     data.check_parallel(capped)
 
 
+@pytest.mark.real
 def test_official_sample_from_the_xnli_release(shared_data):
     frame = data.read_xnli_official(shared_data / "xnli" / "official-sample", split="dev",
                                     languages=XNLI_LANGUAGES)

@@ -84,12 +84,21 @@ def test_weights_fingerprint_changes_with_any_weight(tiny):
     assert models.weights_fingerprint(clone) != before
 
 
-def test_registry_names_and_formats():
-    assert {"mnli", "anli", "sst2", "pawsx"} <= set(tasks.TASKS)
-    assert tasks.get_task("sst2").format == "single"
-    assert tasks.get_task("pawsx").num_labels == 2
-    with pytest.raises(DataError, match="unknown task"):
+def test_unknown_task_names_the_known_ones():
+    with pytest.raises(DataError, match="unknown task 'nope'; known: anli, anli_plus, commonsenseqa"):
         tasks.get_task("nope")
+
+
+def test_readme_task_table_is_the_registry(root):
+    """The README's task table lists exactly the registry's tasks, each with its hub datasets."""
+    text = (root / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Intermediate tasks"):]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
+    listed = {row[1].strip().strip("`"): row[3] for row in rows}
+    assert set(listed) == set(tasks.TASKS)
+    for name, spec in tasks.TASKS.items():
+        for source in spec.hub:
+            assert source.hub_id in listed[name], name
 
 
 def test_local_pair_tsv_with_and_without_header(tmp_path):
@@ -130,26 +139,23 @@ def test_task_from_hub_offline_names_task_and_fix(monkeypatch, tmp_path):
         hub.hub_reachable.cache_clear()
 
 
-def test_pick_device():
+def test_pick_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
     assert models.pick_device("cpu").type == "cpu"
-    assert models.pick_device("auto").type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(ParamsError, match="no CUDA GPU"):
-            models.pick_device("cuda")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert models.pick_device("auto").type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert models.pick_device("auto").type == "cpu"
+    with pytest.raises(ParamsError, match="no CUDA GPU"):
+        models.pick_device("cuda")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert models.pick_device("auto").type == "mps"
 
 
 def test_sst2_sample_task(tmp_path, sample_dir):
     config = config_with(conditions=["none", "sst2"], tasks={"sst2": {"source": "sample", "max_examples": 50}})
     frame = tasks.load_task("sst2", config, run_dir=tmp_path)
     assert len(frame) == 50 and isinstance(frame, pd.DataFrame)
-
-
-def test_registry_covers_the_pair_tasks_with_their_hub_sources():
-    assert {"anli_plus", "xnli_mt", "qqp"} <= set(tasks.TASKS)
-    plus = tasks.get_task("anli_plus")
-    assert [h.hub_id for h in plus.hub] == ["facebook/anli", "nyu-mll/multi_nli", "stanfordnlp/snli"]
-    assert plus.label_names == ("entailment", "neutral", "contradiction")
-    assert tasks.get_task("xnli_mt").hub[0].config == "{lang}"
 
 
 def test_qqp_local_tsv(tmp_path):
@@ -169,6 +175,7 @@ def test_xnli_mt_task_reads_each_non_english_language(tmp_path):
     assert sorted(frame["text_a"]) == ["Es regnet.", "Il pleut."] and set(frame["label"]) == {0}
 
 
+@pytest.mark.real
 def test_anli_plus_from_a_folder_of_jsonl_files(tmp_path, shared_data):
     import shutil
 
@@ -212,3 +219,66 @@ def test_freeze_layers_counts_the_embeddings_as_layer_zero(tiny):
     assert all(p.requires_grad for p in model.classifier.parameters())
     with pytest.raises(ParamsError, match="only layers 0..2"):
         models.freeze_lower_layers(model, 4)
+
+
+def _hub_classification(names, labels):
+    import datasets
+
+    features = datasets.Features({"sentence": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=list(names))})
+    return datasets.Dataset.from_dict({"sentence": ["good film .", "bad film .", "odd film ."],
+                                       "label": labels}, features=features)
+
+
+def test_plain_classification_task_from_the_hub_matches_its_local_file(monkeypatch, tmp_path):
+    """SST-2 through the hub path (a local ``datasets`` fixture in the hub's layout) gives the same
+    frame as the GLUE TSV; unlabelled hub rows (-1) are dropped and counted."""
+    import datasets
+
+    from xnli_study.data import ReadReport
+
+    calls = []
+
+    def fake_load(hub_id, config=None, *, split, revision=None):
+        calls.append((hub_id, config, split))
+        return _hub_classification(("negative", "positive"), [1, 0, -1])
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(datasets, "load_dataset", fake_load)
+    report = ReadReport("sst2")
+    from_hub = tasks.load_task("sst2", config_with(conditions=["none", "sst2"],
+                                                   tasks={"sst2": {"source": "hub"}}),
+                               run_dir=tmp_path, report=report)
+    assert calls == [("stanfordnlp/sst2", None, "train")]
+    assert (report.rows_read, report.dropped_unusable) == (3, 1)
+    path = tmp_path / "sst.tsv"
+    path.write_text("sentence\tlabel\ngood film .\t1\nbad film .\t0\n")
+    local = tasks.load_task("sst2", config_with(conditions=["none", "sst2"],
+                                                tasks={"sst2": {"source": "local", "path": str(path)}}),
+                            run_dir=tmp_path)
+    pd.testing.assert_frame_equal(from_hub, local)
+
+
+def test_hub_labels_of_a_classification_task_are_checked_by_name(monkeypatch, tmp_path):
+    import datasets
+
+    monkeypatch.setattr(hub, "hub_reachable", lambda *a, **k: True)
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda *a, **k: _hub_classification(("positive", "negative"), [1, 0, 1]))
+    config = config_with(conditions=["none", "sst2"], tasks={"sst2": {"source": "hub"}})
+    with pytest.raises(DataError, match=r"hub:stanfordnlp/sst2: label names \['positive', 'negative'\] differ "
+                                        r"from the documented \['negative', 'positive'\]"):
+        tasks.load_task("sst2", config, run_dir=tmp_path)
+
+
+def test_local_nli_task_counts_rows_without_consensus(tmp_path):
+    from xnli_study.data import ReadReport
+
+    (tmp_path / "a.jsonl").write_text('{"premise": "p", "hypothesis": "h", "label": "entailment"}\n'
+                                      '{"premise": "p", "hypothesis": "h", "label": "-"}\n')
+    (tmp_path / "b.jsonl").write_text('{"premise": "q", "hypothesis": "h", "label": "neutral"}\n')
+    report = ReadReport("anli")
+    config = config_with(conditions=["none", "anli"], tasks={"anli": {"source": "local", "path": str(tmp_path)}})
+    frame = tasks.load_task("anli", config, run_dir=tmp_path, report=report)
+    assert frame["label"].tolist() == [0, 1]
+    assert (report.rows_read, report.dropped_no_consensus) == (3, 1)

@@ -6,9 +6,9 @@ import jupytext
 import nbformat
 import pytest
 
-from xnli_study.pipeline import STAGES
+from xnli_study.stages import NOTEBOOK_STAGES
 
-NAMES = [s.notebook for s in STAGES]
+NAMES = [s.notebook for s in NOTEBOOK_STAGES]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from xnli_study import files, pipeline, report
+from xnli_study import files, narrative, pipeline, render, stages, summary as summaries
 from xnli_study.errors import StageNotReadyError
+from xnli_study.preflight import preflight
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def params(tmp_path, smoke_yaml):
 
 def test_stage_refuses_to_start_before_its_inputs_and_says_what_to_run(params):
     with pytest.raises(StageNotReadyError) as err:
-        pipeline.StageRun("transfer", params_path=str(params))
+        stages.StageRun("transfer", params_path=str(params))
     message = str(err.value)
     assert "needs 'data' (01_data_inspection.ipynb), 'intermediate'" in message
     assert f"Run first: xnli-study run --params {params} --out " in message
@@ -28,37 +29,37 @@ def test_stage_refuses_to_start_before_its_inputs_and_says_what_to_run(params):
 
 
 def test_stage_record_and_completion(params, tmp_path):
-    run = pipeline.StageRun("data", params_path=str(params))
-    run.save_table("t.csv", pd.DataFrame({"a": [1]}))
-    assert not pipeline.stage_complete(run.run_dir, "data", run.config)
+    run = stages.StageRun("data", params_path=str(params))
+    path = run.save_table("parallel", pd.DataFrame({"a": [1]}))
+    assert not stages.stage_complete(run.run_dir, "data", run.config)
     run.finish(note="x")
-    assert pipeline.stage_complete(run.run_dir, "data", run.config)
+    assert stages.stage_complete(run.run_dir, "data", run.config)
     # the next stage may start now
-    pipeline.StageRun("intermediate", params_path=str(params))
+    stages.StageRun("intermediate", params_path=str(params))
     # a missing output makes the stage incomplete again
-    (run.run_dir / "tables" / "t.csv").unlink()
-    assert not pipeline.stage_complete(run.run_dir, "data", run.config)
+    path.unlink()
+    assert not stages.stage_complete(run.run_dir, "data", run.config)
 
 
 def test_changed_params_or_upstream_invalidate_a_stage(params):
-    first = pipeline.StageRun("data", params_path=str(params))
+    first = stages.StageRun("data", params_path=str(params))
     first.finish()
-    second = pipeline.StageRun("intermediate", params_path=str(params))
+    second = stages.StageRun("intermediate", params_path=str(params))
     second.finish()
-    assert pipeline.stage_complete(second.run_dir, "intermediate", second.config)
+    assert stages.stage_complete(second.run_dir, "intermediate", second.config)
     changed = second.config.model_copy(update={"seeds": [5]})
-    assert not pipeline.stage_complete(second.run_dir, "intermediate", changed)
-    pipeline.StageRun("data", params_path=str(params)).finish()  # data ran again
-    assert not pipeline.stage_complete(second.run_dir, "intermediate", second.config)
+    assert not stages.stage_complete(second.run_dir, "intermediate", changed)
+    stages.StageRun("data", params_path=str(params)).finish()  # data ran again
+    assert not stages.stage_complete(second.run_dir, "intermediate", second.config)
 
 
 def test_finish_refuses_when_an_output_vanished(params):
-    run = pipeline.StageRun("data", params_path=str(params))
-    path = run.save_table("t.csv", pd.DataFrame({"a": [1]}))
+    run = stages.StageRun("data", params_path=str(params))
+    path = run.save_table("parallel", pd.DataFrame({"a": [1]}))
     path.unlink()
-    with pytest.raises(Exception, match="outputs missing: tables/t.csv"):
+    with pytest.raises(Exception, match="outputs missing: tables/parallel.csv"):
         run.finish()
-    assert not pipeline.record_path(run.run_dir, "data").exists()
+    assert not run.folder.record("data").exists()
 
 
 def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
@@ -85,9 +86,9 @@ def test_atomic_dir_replaces_whole_folders(tmp_path):
 
 
 def test_references_match_hub_ids():
-    assert report.references_for("FacebookAI/xlm-roberta-large")["avg_15"].tolist() == [80.9, 79.2, 80.4]
-    assert report.references_for("/models/xlm-roberta-base")["en"].tolist() == [85.8]
-    assert report.references_for("tiny").empty
+    assert summaries.references_for("FacebookAI/xlm-roberta-large")["avg_15"].tolist() == [80.9, 79.2, 80.4]
+    assert summaries.references_for("/models/xlm-roberta-base")["en"].tolist() == [85.8]
+    assert summaries.references_for("tiny").empty
 
 
 def _summary() -> dict:
@@ -123,7 +124,7 @@ def _summary() -> dict:
 
 def test_narrative_is_generated_from_the_numbers():
     summary = _summary()
-    text = report.narrative(summary, limits="LIMITS")
+    text = narrative.narrative(summary, limits="LIMITS")
     assert "2 seeds (0, 1)" in text and "`sst2` (500 examples)" in text and "800 examples" in text
     assert "English 90.0% (95% CI 85.0 to 95.0, sd 1.0 over seeds)" in text
     # the baseline's non-English interval contains chance; the task's does not
@@ -143,11 +144,11 @@ def test_narrative_is_generated_from_the_numbers():
     assert text.endswith("LIMITS")
     summary["comparisons"]["sst2"]["fr"]["significant"] = True
     summary["alignment_vs_transfer"]["ci95"] = [0.1, 0.9]
-    text = report.narrative(summary)
+    text = narrative.narrative(summary)
     assert "Per language, significant in: en, fr." in text and "interval excludes zero" in text
     assert "a larger change in alignment went with a larger change in accuracy" in text
     summary.update(seeds=[0], xnli_split="dev")
-    text = report.narrative(summary)
+    text = narrative.narrative(summary)
     assert "With one seed the intervals cover only the sampling of test items" in text
     assert "English XNLI dev also selected the checkpoint" in text
 
@@ -156,9 +157,9 @@ def test_narrative_without_intermediate_tasks_or_defined_correlation():
     summary = _summary()
     summary["alignment_vs_transfer"] = {"spearman": None, "ci95": [None, None], "p": None, "n": 14,
                                         "metric": "retrieval", "layer": 3}
-    assert "Spearman's correlation or its interval undefined" in report.narrative(summary)
+    assert "Spearman's correlation or its interval undefined" in narrative.narrative(summary)
     summary.update(conditions=["none"], comparisons={}, references=[])
-    text = report.narrative(summary)
+    text = narrative.narrative(summary)
     assert "intermediate tasks: none (the baseline only)" in text
     assert "Against the baseline" not in text and "Published numbers" not in text
 
@@ -175,19 +176,12 @@ def test_delta_heatmap_marks_significant_cells():
     assert labels == ["+5.0*", "-1.0", "+2.0"]
 
 
-def test_self_contained_strips_remote_resources():
-    page = ('<html><head><script src="https://cdn.example/require.js"></script>'
-            '<link rel="stylesheet" href="https://cdn.example/x.css"><script>var a=1;</script></head></html>')
-    out = report._self_contained(page)
-    assert "https://" not in out and "var a=1" in out
-
-
 def test_headline_table_reports_fixed_and_best_layer():
     rows = []
     for layer, value in enumerate([0.1, 0.5, 0.3]):
         rows.append({"stage": "pretrained", "condition": "-", "metric": "retrieval", "layer": layer, "lang": "fr", "value": value})
         rows.append({"stage": "pretrained", "condition": "-", "metric": "language_id", "layer": layer, "lang": "all", "value": value})
-    table = report.headline_table(pd.DataFrame(rows), layer=2)
+    table = narrative.headline_table(pd.DataFrame(rows), layer=2)
     ret = table[table["metric"] == "retrieval"].iloc[0]
     assert ret["layer 2 (headline)"] == 0.3 and ret["best layer"] == 1
     lid = table[table["metric"] == "language_id"].iloc[0]
@@ -196,14 +190,14 @@ def test_headline_table_reports_fixed_and_best_layer():
 
 def test_a_stage_reruns_only_when_a_setting_it_reads_changes(params):
     for stage in ("data", "intermediate", "transfer", "alignment"):
-        pipeline.StageRun(stage, params_path=str(params)).finish()
-    config = pipeline.StageRun("report", params_path=str(params)).config
+        stages.StageRun(stage, params_path=str(params)).finish()
+    config = stages.StageRun("report", params_path=str(params)).config
     run_dir = config.run_dir
     later = config.model_copy(update={"alignment": config.alignment.model_copy(update={"headline_layer": 1})})
-    assert [pipeline.stage_complete(run_dir, s, later) for s in ("data", "intermediate", "transfer", "alignment")] == [True, True, True, False]
+    assert [stages.stage_complete(run_dir, s, later) for s in ("data", "intermediate", "transfer", "alignment")] == [True, True, True, False]
     more_epochs = config.training.mnli.model_copy(update={"epochs": 9})
     later = config.model_copy(update={"training": config.training.model_copy(update={"mnli": more_epochs})})
-    assert [pipeline.stage_complete(run_dir, s, later) for s in ("data", "intermediate", "transfer")] == [True, True, False]
+    assert [stages.stage_complete(run_dir, s, later) for s in ("data", "intermediate", "transfer")] == [True, True, False]
 
 
 def test_preflight_names_missing_files_and_impossible_layers(tmp_path, smoke_yaml):
@@ -213,18 +207,15 @@ def test_preflight_names_missing_files_and_impossible_layers(tmp_path, smoke_yam
     data = yaml.safe_load(smoke_yaml.read_text())
     bad = {**data, "mnli": {"source": "local", "path": str(tmp_path / "nope.jsonl")}}
     with pytest.raises(ParamsError, match="mnli.path: file .*nope.jsonl' not found"):
-        pipeline.preflight(parse_params(bad))
-    bad = {**data, "xnli": {"source": "official"}}
-    with pytest.raises(ParamsError, match="xnli.path is not set"):
-        pipeline.preflight(parse_params(bad))
+        preflight(parse_params(bad))
     bad = {**data, "alignment": {**data["alignment"], "headline_layer": 9}}
     with pytest.raises(ParamsError, match="headline_layer: 9 is outside 0..3"):
-        pipeline.preflight(parse_params(bad))
+        preflight(parse_params(bad))
     bad = {**data, "alignment": {**data["alignment"], "layers": [0, 1, 3]}}  # auto = 2 of 3
     with pytest.raises(ParamsError, match=r"alignment.layers: \[0, 1, 3\] leaves out the headline layer 2"):
-        pipeline.preflight(parse_params(bad))
-    pipeline.preflight(parse_params({**data, "alignment": {**data["alignment"], "layers": [0, 2]}}))
-    pipeline.preflight(parse_params(data))
+        preflight(parse_params(bad))
+    preflight(parse_params({**data, "alignment": {**data["alignment"], "layers": [0, 2]}}))
+    preflight(parse_params(data))
 
 
 def test_run_refuses_selected_stages_whose_inputs_are_missing(params):
@@ -237,8 +228,8 @@ def test_compact_tables_format_intervals_and_marks():
 
     intervals = pd.DataFrame({"condition": ["none", "none"], "lang": ["fr", "avg"], "mean": [0.5, 0.45],
                               "ci_low": [0.41, 0.4], "ci_high": [0.6, 0.5]})
-    table = report.interval_table(intervals)
+    table = narrative.interval_table(intervals)
     assert table.loc["none", "fr"] == "50.0 (41.0-60.0)" and list(table.columns) == ["fr", "avg"]
     comps = pd.DataFrame({"condition": ["t"], "lang": ["en"], "delta": [0.031], "ci_low": [0.01], "ci_high": [0.05],
                           "significant": [True]})
-    assert report.comparison_table(comps).loc["t", "en"] == "+3.1 [+1.0, +5.0]*"
+    assert narrative.comparison_table(comps).loc["t", "en"] == "+3.1 [+1.0, +5.0]*"

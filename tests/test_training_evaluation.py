@@ -82,16 +82,20 @@ def test_predict_is_order_independent_and_sums_to_one(toy_model):
 def test_accuracy_tables_from_predictions():
     frame = pd.DataFrame({"lang": ["en", "en", "fr", "fr"], "id": ["1", "2", "1", "2"], "label": [0, 1, 0, 1]})
     probs = np.array([[0.9, 0.1, 0], [0.2, 0.7, 0.1], [0.1, 0.8, 0.1], [0.6, 0.3, 0.1]])
+    # seed 1 gets the first fr item right (its probabilities favour label 0 there)
+    probs_1 = probs.copy()
+    probs_1[2] = [0.7, 0.2, 0.1]
     preds = pd.concat([evaluation.predictions_table(frame, probs, condition="none", seed=0),
-                       evaluation.predictions_table(frame, probs[[0, 1, 2, 3]][::-1][::-1], condition="none", seed=1)])
+                       evaluation.predictions_table(frame, probs_1, condition="none", seed=1)])
     acc = evaluation.accuracy_table(preds)
     assert acc.set_index(["seed", "lang"])["accuracy"].to_dict() == {(0, "en"): 1.0, (0, "fr"): 0.0,
-                                                                     (1, "en"): 1.0, (1, "fr"): 0.0}
+                                                                     (1, "en"): 1.0, (1, "fr"): 0.5}
     summary = evaluation.transfer_summary(acc, languages=["en", "fr"])
-    assert summary["transfer_gap"].tolist() == [1.0, 1.0]
-    assert summary["avg_all"].tolist() == [0.5, 0.5]
-    mean = evaluation.mean_over_seeds(acc)
-    assert mean.set_index("lang")["sd"].tolist() == [0.0, 0.0]
+    assert summary["transfer_gap"].tolist() == [1.0, 0.5]
+    assert summary["avg_all"].tolist() == [0.5, 0.75]
+    mean = evaluation.mean_over_seeds(acc).set_index("lang")
+    assert mean["mean"].tolist() == [1.0, 0.25]
+    assert mean["sd"].tolist() == [0.0, pytest.approx(np.std([0.0, 0.5], ddof=1))]
     assert (preds["p0"] + preds["p1"] + preds["p2"]).round(6).eq(1).all()
 
 

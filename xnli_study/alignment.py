@@ -16,10 +16,15 @@ References:
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from .files import atomic_dir, write_json
+from .models import load_encoder, load_tokenizer, pick_device, weights_fingerprint
 
 _CHUNK = 2048  # rows of the similarity matrix held at once: memory O(chunk * n)
 
@@ -350,8 +355,6 @@ POOLING = "mean-real-tokens-v1"  # bump when the pooling changes: old caches the
 
 def embeddings_key(*, weights: str, probe: pd.DataFrame, max_length: int) -> str:
     """Cache key: the checkpoint's weight fingerprint, the probe set's texts and the settings."""
-    import hashlib
-
     digest = hashlib.sha256()
     for part in (weights, POOLING, str(max_length)):
         digest.update(part.encode() + b"\0")
@@ -369,11 +372,6 @@ def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_
     the checkpoint's weights (not its name), the probe set and the settings, so a changed
     checkpoint never reuses a stale cache. Returns language -> float32 ``(n_layers + 1, n, hidden)``.
     """
-    from pathlib import Path
-
-    from .files import atomic_dir, write_json
-    from .models import load_encoder, load_tokenizer, pick_device, weights_fingerprint
-
     model = load_encoder(checkpoint, revision=revision)
     key = embeddings_key(weights=weights_fingerprint(model), probe=probe, max_length=max_length)
     folder = Path(cache_dir) / key
@@ -398,6 +396,4 @@ def load_cached(folder, langs) -> dict[str, np.ndarray]:
     Nothing is read until a metric slices a layer, and the metrics convert one layer of one or two
     languages at a time, so memory stays bounded however large the probe set.
     """
-    from pathlib import Path
-
     return {lang: np.load(Path(folder) / f"{lang}.npy", mmap_mode="r") for lang in langs}

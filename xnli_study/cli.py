@@ -10,25 +10,27 @@ import argparse
 import logging
 import sys
 
+from .config import load_params
+from .environment import ensure_kernel
 from .errors import StudyError
+from .pipeline import render_report, run_study
+from .preflight import preflight
+from .runfolder import RunFolder
+from .sample import write_sample
+from .stages import STAGES
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import run_study
-
     run_dir = run_study(args.params, stages=args.stages, out=args.out, force=args.force,
                         progress=not args.quiet)
     print(f"done: {run_dir}")
-    report = run_dir / "report.html"
+    report = RunFolder(run_dir).report_html
     if report.exists():
         print(f"report: {report}")
     return 0
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .config import load_params
-    from .pipeline import preflight
-
     config = load_params(args.params)
     preflight(config)
     print(f"{args.params}: valid (profile {config.profile}, run folder {config.run_dir})")
@@ -36,37 +38,29 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from .sample import write_sample
-
     folder = write_sample(args.out, test_items=args.test_items)
     print(f"sample written to {folder}")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from .report import build_report
-
-    print(f"report: {build_report(args.run)}")
+    print(f"report: {render_report(args.run)}")
     return 0
 
 
 def _cmd_kernel(args: argparse.Namespace) -> int:
-    from .pipeline import ensure_kernel
-
     print(f"Jupyter kernel '{ensure_kernel()}' points at {sys.executable}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .pipeline import STAGES
-
     parser = argparse.ArgumentParser(
         prog="xnli-study",
         description="Intermediate-task training, zero-shot XNLI transfer and cross-lingual alignment.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run the study's stage notebooks with papermill")
+    run = sub.add_parser("run", help="run the study's stage notebooks with papermill, then render the report")
     run.add_argument("--params", default="params/smoke.yaml",
                      help="the profile YAML file (default: params/smoke.yaml)")
     run.add_argument("--stages", nargs="+", choices=[s.name for s in STAGES], metavar="STAGE",
@@ -86,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--test-items", type=int, default=120, help="XNLI test items per language")
     sample.set_defaults(func=_cmd_sample)
 
-    report = sub.add_parser("report", help="render report.html again from a run folder's notebooks")
+    report = sub.add_parser("report", help="render the HTML report again from a run folder's executed notebooks")
     report.add_argument("--run", required=True, help="the run folder (e.g. outputs/smoke)")
     report.set_defaults(func=_cmd_report)
 

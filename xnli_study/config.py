@@ -18,8 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ParamsError
 from .languages import XNLI_LANGUAGES
+from .tasks import TASKS
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
+#: settings that never change a result (where the run lives, what it and its profile are called,
+#: prose): no fingerprint covers them
+NOT_FINGERPRINTED = ("output_dir", "run_name", "profile", "description", "limits", "base_dir")
 
 
 class _Strict(BaseModel):
@@ -71,6 +75,13 @@ class XnliConfig(_Strict):
     max_items: int | None = Field(None, ge=1)  # cap per language and split (first items, parallel)
     sample_items: int = Field(120, ge=60)  # test items per language written for source=sample
 
+    @model_validator(mode="after")
+    def _folder_for_files(self) -> "XnliConfig":
+        if self.source in ("official", "xtreme") and not self.path:
+            what = "the unpacked XNLI-1.0 folder" if self.source == "official" else "the folder of {dev,test}-<lang>.tsv"
+            raise ValueError(f"source '{self.source}' needs xnli.path: {what}")
+        return self
+
 
 class MnliConfig(_Strict):
     """English MultiNLI for the target stage."""
@@ -83,6 +94,13 @@ class MnliConfig(_Strict):
     split: str = "train"
     max_examples: int | None = Field(2000, ge=1)
 
+    @model_validator(mode="after")
+    def _file_for_local(self) -> "MnliConfig":
+        if self.source == "local" and not self.path:
+            raise ValueError("source 'local' needs mnli.path: a MultiNLI file (JSONL, multinli_1.0 "
+                             ".jsonl or .txt, or GLUE TSV)")
+        return self
+
 
 class TaskDataConfig(_Strict):
     """Data settings of one intermediate task."""
@@ -90,6 +108,12 @@ class TaskDataConfig(_Strict):
     source: Literal["sample", "hub", "local"] = "hub"
     path: str | None = None
     max_examples: int | None = Field(2000, ge=1)
+
+    @model_validator(mode="after")
+    def _file_for_local(self) -> "TaskDataConfig":
+        if self.source == "local" and not self.path:
+            raise ValueError("source 'local' needs a path: the task's file or folder in its own format")
+        return self
 
 
 class StageTrainingConfig(_Strict):
@@ -176,8 +200,6 @@ class StudyConfig(_Strict):
     @field_validator("conditions")
     @classmethod
     def _known_conditions(cls, value: list[str]) -> list[str]:
-        from .tasks import TASKS
-
         for name in value:
             if name != "none" and name not in TASKS:
                 raise ValueError(
@@ -192,11 +214,13 @@ class StudyConfig(_Strict):
     @field_validator("tasks")
     @classmethod
     def _known_task_keys(cls, value: dict[str, TaskDataConfig]) -> dict[str, TaskDataConfig]:
-        from .tasks import TASKS
-
-        for name in value:
+        for name, settings in value.items():
             if name not in TASKS:
                 raise ValueError(f"unknown task {name!r}; allowed: {' '.join(sorted(TASKS))}")
+            if settings.source == "sample" and not TASKS[name].has_sample:
+                samples = " ".join(t for t, spec in TASKS.items() if spec.has_sample)
+                raise ValueError(f"task {name!r} has no synthetic sample (tasks with one: {samples}); "
+                                 f"set tasks.{name}.source to hub or local")
         return value
 
     @field_validator("seeds")
@@ -247,8 +271,8 @@ class StudyConfig(_Strict):
         fingerprint changes only when a setting it reads changes.
         """
         data = self._resolved_dump()
-        for key in ("output_dir", "run_name", "description", "limits"):
-            data.pop(key)
+        for key in NOT_FINGERPRINTED:
+            data.pop(key, None)
         if keys is not None:
             picked = {}
             for key in keys:

@@ -22,6 +22,8 @@ import pandas as pd
 from .errors import DataError
 from .hub import require_hub
 from .languages import LABEL_TO_ID, NLI_LABELS
+from .runfolder import RunFolder
+from .sample import is_written, mnli_file, write_sample, xnli_folder
 
 #: integer label ids of each source, as documented by the source
 INT_LABELS: dict[str, tuple[str, ...]] = {
@@ -36,6 +38,24 @@ _WORD_ALIASES = {"e": "entailment", "n": "neutral", "c": "contradiction",
                  "contradictory": "contradiction"}
 #: gold label of MultiNLI / XNLI pairs whose annotators reached no consensus
 NO_CONSENSUS = "-"
+
+
+def text_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file, split on ``\n`` only (a trailing ``\r`` removed).
+
+    ``str.splitlines`` also breaks on the control characters (``\x1c``, ``\x85``, ``\u2028``...)
+    that XNLI and MultiNLI sentences contain, which would cut a row in two.
+    """
+    return [line.removesuffix("\r") for line in Path(path).read_text(encoding="utf-8").split("\n")]
+
+
+def check_label_names(ds, column: str, expected, *, source: str) -> None:
+    """Refuse a hub dataset whose ``ClassLabel`` names in ``column`` differ from ``expected`` (the
+    documented order): integer ids are mapped only where their meaning is known."""
+    names = list(getattr(ds.features[column], "names", []))
+    if names != list(expected):
+        raise DataError(f"{source}: label names {names} differ from the documented "
+                        f"{list(expected)}; refusing to map ids blindly")
 
 
 def canonical_label(raw: object, *, source: str) -> int:
@@ -88,7 +108,7 @@ def read_xnli_official(folder: str | Path, *, split: str, languages: Iterable[st
             rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
         path = tsv
     elif jsonl.is_file():
-        rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").split("\n") if line.strip()]
+        rows = [json.loads(line) for line in text_lines(jsonl) if line.strip()]
         path = jsonl
     else:
         raise DataError(
@@ -129,9 +149,7 @@ def read_xnli_xtreme(folder: str | Path, *, split: str, languages: Iterable[str]
         path = folder / f"{split}-{lang}.tsv"
         if not path.is_file():
             raise DataError(f"XTREME XNLI file {path} not found; expected {split}-<lang>.tsv per language")
-        # split on newlines only: the text holds control characters that str.splitlines breaks on
-        lines = path.read_text(encoding="utf-8").split("\n")
-        rows = [line.rstrip("\r").split("\t") for line in lines if line.strip()]
+        rows = [line.split("\t") for line in text_lines(path) if line.strip()]
         widths = {len(r) for r in rows}
         if not widths <= {2, 3}:
             raise DataError(f"{path}: expected 2 or 3 tab-separated columns, found {sorted(widths)}")
@@ -210,7 +228,7 @@ def read_nli_jsonl(path: str | Path, *, report: ReadReport | None = None) -> pd.
     if not path.is_file():
         raise DataError(f"NLI file {path} not found")
     parsed = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+    for n, line in enumerate(text_lines(path), start=1):
         if not line.strip():
             continue
         try:
@@ -239,7 +257,7 @@ def read_mnli_file(path: str | Path, *, report: ReadReport | None = None) -> pd.
         raise DataError(f"MultiNLI file {path} not found")
     report = report or ReadReport(str(path))
     if path.suffix == ".jsonl":
-        first = next((line for line in path.read_text(encoding="utf-8").split("\n") if line.strip()), "")
+        first = next((line for line in text_lines(path) if line.strip()), "")
         try:
             keys = set(json.loads(first))
         except json.JSONDecodeError:
@@ -247,7 +265,7 @@ def read_mnli_file(path: str | Path, *, report: ReadReport | None = None) -> pd.
         if {"premise", "hypothesis", "label"} <= keys:
             return read_nli_jsonl(path, report=report)
         if {"sentence1", "sentence2", "gold_label"} <= keys:
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+            rows = [json.loads(line) for line in text_lines(path) if line.strip()]
             return _nli_rows(((r["sentence1"], r["sentence2"], r["gold_label"]) for r in rows), path, report)
         raise DataError(f"{path}: JSON lines need premise/hypothesis/label or sentence1/sentence2/gold_label")
     with path.open(encoding="utf-8", newline="") as f:
@@ -300,7 +318,7 @@ def attach_labels(frame: pd.DataFrame, labelled: str | Path, *, lang: str | None
     path = Path(labelled)
     if not path.is_file():
         raise DataError(f"labelled parallel file {path} not found")
-    rows = [line.rstrip("\r").split("\t") for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    rows = [line.split("\t") for line in text_lines(path) if line.strip()]
     ids = frame["id"].drop_duplicates().tolist()
     if len(rows) != len(ids) or any(len(r) != 3 for r in rows):
         raise DataError(f"{path}: expected {len(ids)} rows of premise, hypothesis, label to match "
@@ -342,10 +360,7 @@ def nli_from_hub_dataset(ds, *, source: str, report: ReadReport | None = None) -
 
     The dataset's own label names are checked against the documented order in ``INT_LABELS``.
     """
-    names = list(getattr(ds.features["label"], "names", []))
-    if names != list(INT_LABELS[source]):
-        raise DataError(f"{source}: label names {names} differ from the documented "
-                        f"{list(INT_LABELS[source])}; refusing to map ids blindly")
+    check_label_names(ds, "label", INT_LABELS[source], source=source)
     df = ds.to_pandas()
     report = report or ReadReport(source)
     report.rows_read += len(df)
@@ -363,12 +378,16 @@ def subsample(frame: pd.DataFrame, n: int | None, *, seed: int = 0) -> pd.DataFr
 
 
 # ---- the study's data, as the params name it ------------------------------------------------------
+def nli_as_pairs(frame: pd.DataFrame) -> pd.DataFrame:
+    """An NLI frame (premise, hypothesis, label) in the trainer's ``text_a, text_b, label`` shape."""
+    return pd.DataFrame({"text_a": frame["premise"].values, "text_b": frame["hypothesis"].values,
+                         "label": frame["label"].values})
+
+
 def sample_folder(config, run_dir: str | Path) -> Path:
     """The run's copy of the synthetic sample, written on first use (``xnli_study.sample``)."""
-    from .sample import write_sample
-
-    folder = Path(run_dir) / "data" / "sample"
-    if not (folder / "README.md").is_file():
+    folder = RunFolder(run_dir).sample
+    if not is_written(folder):
         write_sample(folder, test_items=config.xnli.sample_items)
     return folder
 
@@ -378,11 +397,8 @@ def load_xnli(config, *, split: str, run_dir: str | Path) -> pd.DataFrame:
     x = config.xnli
     languages = config.languages
     if x.source == "sample":
-        frame = read_xnli_official(sample_folder(config, run_dir) / "xnli", split=split, languages=languages)
+        frame = read_xnli_official(xnli_folder(sample_folder(config, run_dir)), split=split, languages=languages)
     elif x.source in ("official", "xtreme"):
-        if not x.path:
-            raise DataError(f"xnli.source is '{x.source}' but xnli.path is not set; set it to the "
-                            + ("XNLI-1.0 folder" if x.source == "official" else "folder of {dev,test}-<lang>.tsv"))
         reader = read_xnli_official if x.source == "official" else read_xnli_xtreme
         frame = reader(config.data_path(x.path), split=split, languages=languages)
         if x.labels_from and (frame["label"] < 0).all():
@@ -399,11 +415,8 @@ def load_mnli(config, *, run_dir: str | Path, report: ReadReport | None = None) 
     """English MultiNLI training pairs for the target stage, subsampled to ``mnli.max_examples``."""
     m = config.mnli
     if m.source == "sample":
-        path = sample_folder(config, run_dir) / "mnli" / "train.jsonl"
-        frame = read_nli_jsonl(path, report=report)
+        frame = read_nli_jsonl(mnli_file(sample_folder(config, run_dir)), report=report)
     elif m.source == "local":
-        if not m.path:
-            raise DataError("mnli.source is 'local' but mnli.path is not set; set it to a MultiNLI file")
         frame = read_mnli_file(config.data_path(m.path), report=report)
     else:
         frame = load_mnli_hub(m.hub_id, split=m.split, config=m.hub_config, max_examples=None, report=report)

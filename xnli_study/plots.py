@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .languages import NLI_LABELS, XNLI_LANGUAGES
+from .languages import NLI_LABELS, XNLI_LANGUAGES, encoder_label
 
 METRIC_TITLES = {
     "retrieval": "retrieval acc@1 (mean of en→X and X→en)",
@@ -123,8 +123,7 @@ def alignment_curves(table: pd.DataFrame, *, metrics=("retrieval", "retrieval_ce
     """Curves over layers: each metric averaged over the non-English languages, one line per
     stage and condition (band: sd over seeds)."""
     data = table[table["metric"].isin(metrics)].copy()
-    data["encoder"] = np.where(data["stage"] == "pretrained", "P",
-                               data["stage"].str[0].str.upper() + "[" + data["condition"] + "]")
+    data["encoder"] = [encoder_label(stage, cond) for stage, cond in zip(data["stage"], data["condition"])]
     per_seed = data.groupby(["encoder", "stage", "seed", "layer", "metric"], as_index=False)["value"].mean()
     present = [m for m in metrics if m in set(per_seed["metric"])]
     cols = min(3, max(1, len(present)))

@@ -290,6 +290,26 @@ def _write_official(path: Path, items: list[dict], *, first_pair_id: int) -> Non
                                  s1, s2, "True"])
 
 
+def xnli_folder(folder: str | Path) -> Path:
+    """The sample's XNLI in the official XNLI-1.0 layout (``xnli.dev.tsv``, ``xnli.test.tsv``)."""
+    return Path(folder) / "xnli"
+
+
+def mnli_file(folder: str | Path) -> Path:
+    """The sample's English MNLI-style training file (JSONL ``{premise, hypothesis, label}``)."""
+    return Path(folder) / "mnli" / "train.jsonl"
+
+
+def task_file(folder: str | Path, task: str) -> Path:
+    """The sample's training file of an intermediate task (``sst2``: GLUE TSV)."""
+    return Path(folder) / task / "train.tsv"
+
+
+def is_written(folder: str | Path) -> bool:
+    """True once :func:`write_sample` has completed in ``folder`` (the README is written with it)."""
+    return (Path(folder) / "README.md").is_file()
+
+
 def write_sample(folder: str | Path, *, test_items: int = 120, dev_items: int = 90,
                  mnli_examples: int = 1500, sst2_examples: int = 800, seed: int = 13) -> Path:
     """Write the whole sample into ``folder`` atomically and return it.
@@ -304,17 +324,17 @@ def write_sample(folder: str | Path, *, test_items: int = 120, dev_items: int = 
     held_out = {x["premise"] for x in test + dev}
     train = nli_items(-(-mnli_examples // 3), seed=seed + 2, exclude=held_out)
     with atomic_dir(folder) as tmp:
-        (tmp / "xnli").mkdir()
-        _write_official(tmp / "xnli" / "xnli.test.tsv", test, first_pair_id=1)
-        _write_official(tmp / "xnli" / "xnli.dev.tsv", dev, first_pair_id=1 + len(test))
-        (tmp / "mnli").mkdir()
-        with (tmp / "mnli" / "train.jsonl").open("w", encoding="utf-8") as f:
+        xnli_folder(tmp).mkdir()
+        _write_official(xnli_folder(tmp) / "xnli.test.tsv", test, first_pair_id=1)
+        _write_official(xnli_folder(tmp) / "xnli.dev.tsv", dev, first_pair_id=1 + len(test))
+        mnli_file(tmp).parent.mkdir()
+        with mnli_file(tmp).open("w", encoding="utf-8") as f:
             for item in train[:mnli_examples]:
                 f.write(json.dumps({"premise": english(item["premise"]),
                                     "hypothesis": english(item["hypothesis"]),
                                     "label": item["label"]}) + "\n")
-        (tmp / "sst2").mkdir()
-        with (tmp / "sst2" / "train.tsv").open("w", encoding="utf-8") as f:
+        task_file(tmp, "sst2").parent.mkdir()
+        with task_file(tmp, "sst2").open("w", encoding="utf-8") as f:
             f.write("sentence\tlabel\n")
             for sentence, label in sentiment_items(sst2_examples, seed=seed + 3):
                 f.write(f"{sentence}\t{label}\n")

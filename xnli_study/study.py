@@ -3,11 +3,9 @@
 Each function takes a :class:`~xnli_study.pipeline.StageRun` (config, run folder, writers), does the
 stage's work, writes its tables and returns them for the notebook to show and plot.
 
-Model folders in a run::
-
-    models/pretrained/                      P, for encoder.name = tiny (else the hub id / folder)
-    models/<task>/seed<k>/intermediate/     I_t: the encoder only (the task head is dropped)
-    models/<condition>/seed<k>/final/       F_t: encoder + NLI head, selected on English dev
+Where each model and table lives in the run folder is :mod:`xnli_study.runfolder`'s business:
+P (for the tiny encoder), I_t (the encoder only; the task head is dropped) and F_t (encoder + NLI
+head, selected on English dev).
 """
 
 from __future__ import annotations
@@ -22,13 +20,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import alignment as al
-from .data import ReadReport, load_mnli, load_xnli
+from .data import ReadReport, load_mnli, load_xnli, nli_as_pairs
 from .errors import DataError
 from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
-from .languages import NLI_LABELS
+from .languages import NLI_LABELS, encoder_label
 from .models import load_classifier, load_task_model, load_tokenizer, prepare_pretrained, save_encoder, save_model
+from .runfolder import RunFolder
 from .tasks import get_task, load_task
-from .training import fine_tune, nli_as_pairs
+from .training import fine_tune
 
 log = logging.getLogger("xnli_study")
 
@@ -44,13 +43,11 @@ class Checkpoint:
 
     @property
     def label(self) -> str:
-        if self.stage == "pretrained":
-            return "P"
-        return f"{'I' if self.stage == 'intermediate' else 'F'}[{self.condition}] seed {self.seed}"
+        return encoder_label(self.stage, self.condition, self.seed)
 
 
 def model_dir(run_dir: Path, condition: str, seed: int, kind: str) -> Path:
-    return Path(run_dir) / "models" / condition / f"seed{seed}" / kind
+    return RunFolder(run_dir).model(condition, seed, kind)
 
 
 def checkpoints(config, run_dir: Path) -> list[Checkpoint]:
@@ -131,11 +128,11 @@ def inspect_data(run) -> dict[str, pd.DataFrame]:
         "training_data": _int_counts(pd.DataFrame(training)), "parallel": parallel,
     }
     for key, frame in tables.items():
-        run.save_table(f"{key}.csv", frame)
+        run.save_table(key, frame)
     examples = (xnli["dev"].groupby("lang", sort=False).head(1)[["lang", "premise", "hypothesis", "label"]]
                 .assign(label=lambda f: f["label"].map(dict(enumerate(NLI_LABELS))).fillna("unlabelled"))
                 .reset_index(drop=True))
-    run.save_table("xnli_examples.csv", examples)
+    run.save_table("xnli_examples", examples)
     tables["examples"] = examples
     return tables
 
@@ -193,7 +190,7 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
         result = fine_tune(model=model, tokenizer=tokenizer, train=train, seed=seed,
                            settings=config.training.intermediate, device=config.device,
                            eval_frame=held if len(held) else None, select_best=False,
-                           work_dir=run_dir / ".tmp", task_format=spec.format)
+                           work_dir=RunFolder(run_dir).scratch, task_format=spec.format)
         out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
         run.output(out)
         last_eval = result.log["eval_accuracy"].dropna() if "eval_accuracy" in result.log else pd.Series(dtype=float)
@@ -205,14 +202,14 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
                         "chance": np.nan if spec.format == "extractive_qa" else 1 / spec.num_labels,
                         "seconds": round(time.perf_counter() - started, 2)})
         logs.append(result.log.assign(condition=cond, seed=seed))
-    _remove_empty(run_dir / ".tmp")
+    _remove_empty(RunFolder(run_dir).scratch)
     log_table = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(
         columns=["condition", "seed", "step", "epoch", "loss"])
     tables = {"intermediate_log": log_table, "intermediate_results": pd.DataFrame(
         results, columns=["condition", "seed", "train_examples", "heldout_examples",
                           "heldout_accuracy", "heldout_metric", "chance", "seconds"])}
     for key, frame in tables.items():
-        run.save_table(f"{key}.csv", frame)
+        run.save_table(key, frame)
     return tables
 
 
@@ -243,7 +240,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         started = time.perf_counter()
         result = fine_tune(model=model, tokenizer=tokenizer, train=mnli, seed=seed,
                            settings=settings, device=config.device, eval_frame=dev_en,
-                           select_best=True, work_dir=run_dir / ".tmp")
+                           select_best=True, work_dir=RunFolder(run_dir).scratch)
         run.output(save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final")))
         probs = predict(result.model, tokenizer, test, batch_size=settings.eval_batch_size,
                         max_length=settings.max_length, device=config.device,
@@ -253,7 +250,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         selection.append({"condition": cond, "seed": seed, "best_step": result.best_step,
                           "dev_en_accuracy": result.best_metric, "train_examples": len(mnli),
                           "seconds": round(time.perf_counter() - started, 2)})
-    _remove_empty(run_dir / ".tmp")
+    _remove_empty(RunFolder(run_dir).scratch)
     preds = pd.concat(predictions, ignore_index=True)
     acc = accuracy_table(preds)
     tables = {
@@ -261,9 +258,9 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         "transfer_summary": transfer_summary(acc, languages=config.languages),
         "mnli_log": pd.concat(logs, ignore_index=True), "selection": pd.DataFrame(selection),
     }
-    run.save_table("predictions.parquet", preds)
+    run.save_table("predictions", preds)
     for key, frame in tables.items():
-        run.save_table(f"{key}.csv", frame)
+        run.save_table(key, frame)
     tables["predictions"] = preds
     return tables
 
@@ -275,10 +272,10 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     a = config.alignment
     xnli = load_xnli(config, split=a.probe_split, run_dir=run_dir)
     probe = al.probe_set(xnli, max_sentences=a.max_sentences, seed=a.seed)
-    run.save_table("probe_set.parquet", probe)
+    run.save_table("probe_set", probe)
     frames, lid = [], []
     for ck in tqdm(checkpoints(config, run_dir), desc="alignment checkpoints"):
-        emb = al.cached_embeddings(ck.path, probe, cache_dir=run_dir / "cache" / "embeddings",
+        emb = al.cached_embeddings(ck.path, probe, cache_dir=RunFolder(run_dir).embeddings_cache,
                                    batch_size=a.batch_size, max_length=a.max_length,
                                    device=config.device,
                                    revision=config.encoder.revision if ck.stage == "pretrained" else None)
@@ -296,8 +293,8 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     table = table[cols]
     headline = al.headline_layer(a.headline_layer, n_layers)  # from the encoder's depth
     changes = alignment_changes(table)
-    run.save_table("alignment.csv", table)
-    run.save_table("alignment_changes.csv", changes)
+    run.save_table("alignment", table)
+    run.save_table("alignment_changes", changes)
     return {"alignment": table, "changes": changes, "probe": probe,
             "headline_layer": headline, "n_layers": n_layers}
 

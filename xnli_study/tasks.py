@@ -12,6 +12,11 @@ synthetic sample (``xnli_study.sample``), into a tidy frame whose shape follows 
   ``answer_start`` (a character offset into the context, -1 when unanswerable) and ``label``
   (1 answerable, 0 not).
 
+Each :class:`TaskSpec` names its two readers directly: ``read_hub(dataset, hub=, report=)`` for one
+loaded hub split and ``read_local(path, report=, languages=)`` for the task's own files. Every
+reader counts what it read and dropped in a :class:`~xnli_study.data.ReadReport`, and every hub
+label goes through the same name check (:func:`~xnli_study.data.check_label_names`).
+
 Script-based hub datasets (refused by ``datasets`` 4 and later) are read from the hub's parquet
 export: their :class:`HubSource` records ``revision="refs/convert/parquet"``.
 """
@@ -22,43 +27,55 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import pandas as pd
 
-from .data import ReadReport, nli_from_hub_dataset, read_nli_jsonl, read_xnli_mt, sample_folder, subsample
+from .data import (ReadReport, check_label_names, nli_as_pairs, nli_from_hub_dataset, read_nli_jsonl,
+                   read_xnli_mt, sample_folder, subsample, text_lines)
 from .errors import DataError
 from .hub import require_hub
+from .languages import NLI_LABELS
+from .sample import task_file
 
 TaskFormat = Literal["single", "pair", "multiple_choice", "extractive_qa"]
 PARQUET_EXPORT = "refs/convert/parquet"
-NLI3 = ("entailment", "neutral", "contradiction")
 
 
 @dataclass(frozen=True)
 class HubSource:
     """One hub dataset (and its splits) that a task reads; ``{lang}`` in ``config`` stands for
-    each non-English language of the study (translate-train data)."""
+    each non-English language of the study (translate-train data). ``label_names`` are the
+    dataset's own ``ClassLabel`` names in id order, as documented on the hub: they are checked
+    against the loaded dataset before any id is mapped, and id ``i`` means the task's label ``i``."""
 
     hub_id: str
     config: str | None = None
     splits: tuple[str, ...] = ("train",)
     columns: tuple[str, ...] = ("sentence",)
     label_column: str = "label"
+    label_names: tuple[str, ...] = ()
     revision: str | None = None  # e.g. "refs/convert/parquet" for script-based hub datasets
+
+
+#: ``read_local(path, *, report, languages)`` and ``read_hub(dataset, *, hub, report)``
+LocalReader = Callable[..., pd.DataFrame]
+HubReader = Callable[..., pd.DataFrame]
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One intermediate task."""
+    """One intermediate task: its format, labels, and the functions that read it."""
 
     name: str
     format: TaskFormat
     description: str
     label_names: tuple[str, ...]
     hub: tuple[HubSource, ...]
-    local_reader: str  # a key of _LOCAL_READERS, or "nli_jsonl" / "xnli_mt"
+    read_hub: HubReader
+    read_local: LocalReader
     local_format: str  # what a local file looks like, for messages
+    local_kind: Literal["file", "folder", "file or folder"] = "file"
     has_sample: bool = False
     unanswerable: bool = False  # extractive QA: questions without an answer are part of the task
 
@@ -75,127 +92,34 @@ class TaskSpec:
         return ", ".join(dict.fromkeys(h.hub_id for h in self.hub))
 
 
-QA_LABELS = ("no_answer", "answer")
-_SQUAD_JSON = "SQuAD JSON {version, data: [{title, paragraphs: [{context, qas}]}]}"
-_NLI_JSONL = "JSONL {premise, hypothesis, label} with label words (a file, or a folder of .jsonl files)"
-TASKS: dict[str, TaskSpec] = {
-    spec.name: spec
-    for spec in (
-        TaskSpec(
-            name="mnli", format="pair", description="MultiNLI (English NLI, 3 classes)",
-            label_names=NLI3, hub=(HubSource("nyu-mll/multi_nli", columns=("premise", "hypothesis")),),
-            local_reader="nli_jsonl", local_format=_NLI_JSONL,
-        ),
-        TaskSpec(
-            name="anli", format="pair", description="Adversarial NLI rounds 1-3 (3 classes)",
-            label_names=NLI3,
-            hub=(HubSource("facebook/anli", splits=("train_r1", "train_r2", "train_r3"),
-                           columns=("premise", "hypothesis")),),
-            local_reader="nli_jsonl", local_format=_NLI_JSONL,
-        ),
-        TaskSpec(
-            name="anli_plus", format="pair",
-            description="ANLI+ as in Phang et al. 2020: ANLI rounds 1-3 with MultiNLI and SNLI (3 classes)",
-            label_names=NLI3,
-            hub=(HubSource("facebook/anli", splits=("train_r1", "train_r2", "train_r3"),
-                           columns=("premise", "hypothesis")),
-                 HubSource("nyu-mll/multi_nli", columns=("premise", "hypothesis")),
-                 HubSource("stanfordnlp/snli", columns=("premise", "hypothesis"))),
-            local_reader="nli_jsonl", local_format=_NLI_JSONL,
-        ),
-        TaskSpec(
-            name="xnli_mt", format="pair",
-            description="translate-train MultiNLI (XNLI-MT) in the study's non-English languages",
-            label_names=NLI3,
-            hub=(HubSource("facebook/xnli", config="{lang}", columns=("premise", "hypothesis")),),
-            local_reader="xnli_mt",
-            local_format="the XNLI-1.0-MT folder holding multinli.train.<lang>.tsv",
-        ),
-        TaskSpec(
-            name="qqp", format="pair", description="Quora Question Pairs (GLUE, 2 classes)",
-            label_names=("not_duplicate", "duplicate"),
-            hub=(HubSource("nyu-mll/glue", config="qqp", columns=("question1", "question2")),),
-            local_reader="glue_qqp",
-            local_format="GLUE QQP TSV with header id qid1 qid2 question1 question2 is_duplicate",
-        ),
-        TaskSpec(
-            name="squad", format="extractive_qa", description="SQuAD v1.1 (extractive QA)",
-            label_names=QA_LABELS,
-            hub=(HubSource("rajpurkar/squad", config="plain_text", columns=()),),
-            local_reader="squad_json", local_format=_SQUAD_JSON + " (train-v1.1.json)",
-        ),
-        TaskSpec(
-            name="squad_v2", format="extractive_qa",
-            description="SQuAD v2.0 (extractive QA with unanswerable questions)",
-            label_names=QA_LABELS,
-            hub=(HubSource("rajpurkar/squad_v2", config="squad_v2", columns=()),),
-            local_reader="squad_json", local_format=_SQUAD_JSON + " with is_impossible (train-v2.0.json)",
-            unanswerable=True,
-        ),
-        TaskSpec(
-            name="hellaswag", format="multiple_choice",
-            description="HellaSwag (commonsense sentence completion, 4 endings)",
-            label_names=("ending0", "ending1", "ending2", "ending3"),
-            hub=(HubSource("Rowan/hellaswag", config="default", columns=(), revision=PARQUET_EXPORT),),
-            local_reader="hellaswag_jsonl",
-            local_format="HellaSwag JSONL (hellaswag_train.jsonl: ctx_a, ctx_b, endings, label)",
-        ),
-        TaskSpec(
-            name="commonsenseqa", format="multiple_choice",
-            description="CommonsenseQA (5-way multiple-choice questions)",
-            label_names=("A", "B", "C", "D", "E"),
-            hub=(HubSource("tau/commonsense_qa", columns=()),),
-            local_reader="commonsenseqa_jsonl",
-            local_format="CommonsenseQA JSONL (train_rand_split.jsonl: answerKey, question.stem, "
-                         "question.choices)",
-        ),
-        TaskSpec(
-            name="cosmosqa", format="multiple_choice",
-            description="Cosmos QA (commonsense reading comprehension, 4 answers)",
-            label_names=("answer0", "answer1", "answer2", "answer3"),
-            hub=(HubSource("allenai/cosmos_qa", config="default", columns=(), revision=PARQUET_EXPORT),),
-            local_reader="cosmosqa",
-            local_format="Cosmos QA train.csv (id, context, question, answer0..answer3, label) or the "
-                         "same fields as JSONL",
-        ),
-        TaskSpec(
-            name="sst2", format="single", description="SST-2 sentiment (single sentence, 2 classes)",
-            label_names=("negative", "positive"), hub=(HubSource("stanfordnlp/sst2"),),
-            local_reader="glue_single", local_format="GLUE TSV with header 'sentence<TAB>label' (0/1)",
-            has_sample=True,
-        ),
-        TaskSpec(
-            name="pawsx", format="pair", description="PAWS-X English paraphrase (2 classes)",
-            label_names=("not_paraphrase", "paraphrase"),
-            hub=(HubSource("google-research-datasets/paws-x", config="en", columns=("sentence1", "sentence2")),),
-            local_reader="pair_tsv",
-            local_format="TSV 'sentence1<TAB>sentence2<TAB>label' (XTREME, no header) or with "
-                         "header 'id sentence1 sentence2 label'",
-        ),
-    )
-}
+# ---- sentence and sentence-pair classification ---------------------------------------------------
+def _read_tsv(path: Path, *, header: bool) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False,
+                       header=0 if header else None)
 
 
-def get_task(name: str) -> TaskSpec:
+def _int_labels(values: pd.Series, path: Path) -> pd.Series:
     try:
-        return TASKS[name]
-    except KeyError:
-        raise DataError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}") from None
+        return values.astype(int)
+    except ValueError:
+        bad = next(v for v in values if not str(v).lstrip("-").isdigit())
+        raise DataError(f"{path}: label {bad!r} is not an integer class id") from None
 
 
-def read_glue_single_tsv(path: Path) -> pd.DataFrame:
+def read_glue_single_tsv(path: Path, *, report: ReadReport | None = None, languages=None) -> pd.DataFrame:
     """GLUE single-sentence TSV with a header holding ``sentence`` and ``label``."""
-    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    frame = _read_tsv(path, header=True)
     if not {"sentence", "label"} <= set(frame.columns):
         raise DataError(f"{path}: expected a header with 'sentence' and 'label', found {list(frame.columns)}")
+    if report is not None:
+        report.rows_read += len(frame)
     return pd.DataFrame({"text_a": frame["sentence"].str.strip(), "text_b": "",
-                         "label": frame["label"].astype(int)})
+                         "label": _int_labels(frame["label"], path)})
 
 
-def read_pair_tsv(path: Path) -> pd.DataFrame:
+def read_pair_tsv(path: Path, *, report: ReadReport | None = None, languages=None) -> pd.DataFrame:
     """Paraphrase TSV: XTREME (no header) or PAWS-X's own (header ``id sentence1 sentence2 label``)."""
-    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False,
-                        header=None)
+    frame = _read_tsv(path, header=False)
     if frame.shape[1] < 3:
         raise DataError(f"{path}: expected tab-separated sentence1, sentence2, label")
     if "sentence1" in set(frame.iloc[0]):
@@ -204,16 +128,54 @@ def read_pair_tsv(path: Path) -> pd.DataFrame:
         a, b, y = frame["sentence1"], frame["sentence2"], frame["label"]
     else:
         a, b, y = frame[0], frame[1], frame[2]
-    return pd.DataFrame({"text_a": a.values, "text_b": b.values, "label": y.astype(int).values})
+    if report is not None:
+        report.rows_read += len(frame)
+    return pd.DataFrame({"text_a": a.values, "text_b": b.values, "label": _int_labels(y, path).values})
 
 
-def read_glue_qqp(path: Path) -> pd.DataFrame:
+def read_glue_qqp(path: Path, *, report: ReadReport | None = None, languages=None) -> pd.DataFrame:
     """GLUE QQP TSV (header ``id qid1 qid2 question1 question2 is_duplicate``)."""
-    frame = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, dtype=str, keep_default_na=False)
+    frame = _read_tsv(path, header=True)
     if not {"question1", "question2", "is_duplicate"} <= set(frame.columns):
         raise DataError(f"{path}: expected GLUE QQP columns question1, question2, is_duplicate")
+    if report is not None:
+        report.rows_read += len(frame)
     return pd.DataFrame({"text_a": frame["question1"], "text_b": frame["question2"],
-                         "label": frame["is_duplicate"].astype(int)})
+                         "label": _int_labels(frame["is_duplicate"], path)})
+
+
+def read_nli_files(path: Path, *, report: ReadReport, languages=None) -> pd.DataFrame:
+    """NLI JSONL ``{premise, hypothesis, label}``: one file, or every ``.jsonl`` file of a folder."""
+    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
+    if not files:
+        raise DataError(f"{path}: no .jsonl files in this folder")
+    return pd.concat([nli_as_pairs(read_nli_jsonl(f, report=report)) for f in files], ignore_index=True)
+
+
+def read_xnli_mt_folder(path: Path, *, report: ReadReport, languages) -> pd.DataFrame:
+    """The XNLI-1.0-MT folder: ``multinli.train.<lang>.tsv`` for each non-English language."""
+    langs = [lang for lang in languages if lang != "en"]
+    return pd.concat([nli_as_pairs(read_xnli_mt(path, lang=lang, report=report)) for lang in langs],
+                     ignore_index=True)
+
+
+def nli_from_hub(ds, *, hub: HubSource, report: ReadReport) -> pd.DataFrame:
+    """A hub NLI split: label names checked, ids mapped, unlabelled (-1) rows dropped and counted."""
+    return nli_as_pairs(nli_from_hub_dataset(ds, source=f"hub:{hub.hub_id}", report=report))
+
+
+def classification_from_hub(ds, *, hub: HubSource, report: ReadReport) -> pd.DataFrame:
+    """A hub classification split: the label names are checked against ``hub.label_names`` before
+    ids are used; rows labelled -1 (unlabelled) are dropped and counted."""
+    check_label_names(ds, hub.label_column, hub.label_names, source=f"hub:{hub.hub_id}")
+    df = ds.to_pandas()
+    cols = hub.columns
+    frame = pd.DataFrame({"text_a": df[cols[0]], "text_b": df[cols[1]] if len(cols) > 1 else "",
+                          "label": df[hub.label_column].astype(int)})
+    report.rows_read += len(frame)
+    unlabelled = frame["label"] < 0
+    report.dropped_unusable += int(unlabelled.sum())
+    return frame[~unlabelled].reset_index(drop=True)
 
 
 # ---- multiple choice ---------------------------------------------------------------------------
@@ -295,7 +257,7 @@ def _require_columns(df: pd.DataFrame, columns: tuple[str, ...], source: str) ->
 
 def read_jsonl_records(path: Path) -> list[dict]:
     records = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+    for n, line in enumerate(text_lines(path), start=1):
         if line.strip():
             try:
                 records.append(json.loads(line))
@@ -306,12 +268,12 @@ def read_jsonl_records(path: Path) -> list[dict]:
     return records
 
 
-def read_hellaswag_jsonl(path: Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+def read_hellaswag_jsonl(path: Path, *, report: ReadReport | None = None, languages=None) -> pd.DataFrame:
     """HellaSwag's own ``hellaswag_{train,val}.jsonl``."""
     return hellaswag_frame(pd.DataFrame(read_jsonl_records(path)), source=str(path), report=report)
 
 
-def read_commonsenseqa_jsonl(path: Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+def read_commonsenseqa_jsonl(path: Path, *, report: ReadReport | None = None, languages=None) -> pd.DataFrame:
     """CommonsenseQA's own ``train_rand_split.jsonl`` (``question: {stem, choices: [{label, text}]}``)."""
     rows = []
     for r in read_jsonl_records(path):
@@ -324,7 +286,7 @@ def read_commonsenseqa_jsonl(path: Path, *, report: ReadReport | None = None) ->
     return commonsenseqa_frame(pd.DataFrame(rows), source=str(path), report=report)
 
 
-def read_cosmosqa(path: Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+def read_cosmosqa(path: Path, *, report: ReadReport | None = None, languages=None) -> pd.DataFrame:
     """Cosmos QA's own ``train.csv`` / ``valid.csv`` (quoted CSV with a header) or JSONL."""
     if path.suffix == ".jsonl":
         df = pd.DataFrame(read_jsonl_records(path))
@@ -362,7 +324,7 @@ def squad_frame(df: pd.DataFrame, *, source: str, report: ReadReport | None = No
     return pd.DataFrame(rows)
 
 
-def read_squad_json(path: Path, *, report: ReadReport | None = None) -> pd.DataFrame:
+def read_squad_json(path: Path, *, report: ReadReport | None = None, languages=None) -> pd.DataFrame:
     """SQuAD's own JSON (v1.1 or v2.0: ``data -> paragraphs -> qas``; v2.0 marks
     ``is_impossible`` questions, whose answers list is empty)."""
     try:
@@ -382,43 +344,145 @@ def read_squad_json(path: Path, *, report: ReadReport | None = None) -> pd.DataF
     return squad_frame(pd.DataFrame(rows), source=str(path), report=report)
 
 
-_HUB_MAPPERS = {"squad_json": squad_frame, "hellaswag_jsonl": hellaswag_frame,
-                "commonsenseqa_jsonl": commonsenseqa_frame, "cosmosqa": cosmosqa_frame}
-_LOCAL_READERS = {"squad_json": read_squad_json, "hellaswag_jsonl": read_hellaswag_jsonl,
-                  "commonsenseqa_jsonl": read_commonsenseqa_jsonl, "cosmosqa": read_cosmosqa}
+def _from_hub_rows(frame_of) -> HubReader:
+    """A hub reader for tasks whose hub rows and local files share field names (one mapper)."""
+
+    def read(ds, *, hub: HubSource, report: ReadReport) -> pd.DataFrame:
+        return frame_of(ds.to_pandas(), source=f"hub:{hub.hub_id}", report=report)
+
+    read.__name__ = read.__qualname__ = f"{frame_of.__name__}_from_hub"
+    read.__doc__ = f"One hub split mapped by :func:`{frame_of.__name__}`."
+    return read
 
 
-def _nli_pairs(nli: pd.DataFrame) -> pd.DataFrame:
-    return pd.DataFrame({"text_a": nli["premise"].values, "text_b": nli["hypothesis"].values,
-                         "label": nli["label"].values})
+# ---- the registry ---------------------------------------------------------------------------------
+QA_LABELS = ("no_answer", "answer")
+_SQUAD_JSON = "SQuAD JSON {version, data: [{title, paragraphs: [{context, qas}]}]}"
+_NLI_JSONL = "JSONL {premise, hypothesis, label} with label words (a file, or a folder of .jsonl files)"
+
+TASKS: dict[str, TaskSpec] = {
+    spec.name: spec
+    for spec in (
+        TaskSpec(
+            name="mnli", format="pair", description="MultiNLI (English NLI, 3 classes)",
+            label_names=NLI_LABELS, hub=(HubSource("nyu-mll/multi_nli", columns=("premise", "hypothesis")),),
+            read_hub=nli_from_hub, read_local=read_nli_files, local_format=_NLI_JSONL,
+            local_kind="file or folder",
+        ),
+        TaskSpec(
+            name="anli", format="pair", description="Adversarial NLI rounds 1-3 (3 classes)",
+            label_names=NLI_LABELS,
+            hub=(HubSource("facebook/anli", splits=("train_r1", "train_r2", "train_r3"),
+                           columns=("premise", "hypothesis")),),
+            read_hub=nli_from_hub, read_local=read_nli_files, local_format=_NLI_JSONL,
+            local_kind="file or folder",
+        ),
+        TaskSpec(
+            name="anli_plus", format="pair",
+            description="ANLI+ as in Phang et al. 2020: ANLI rounds 1-3 with MultiNLI and SNLI (3 classes)",
+            label_names=NLI_LABELS,
+            hub=(HubSource("facebook/anli", splits=("train_r1", "train_r2", "train_r3"),
+                           columns=("premise", "hypothesis")),
+                 HubSource("nyu-mll/multi_nli", columns=("premise", "hypothesis")),
+                 HubSource("stanfordnlp/snli", columns=("premise", "hypothesis"))),
+            read_hub=nli_from_hub, read_local=read_nli_files, local_format=_NLI_JSONL,
+            local_kind="file or folder",
+        ),
+        TaskSpec(
+            name="xnli_mt", format="pair",
+            description="translate-train MultiNLI (XNLI-MT) in the study's non-English languages",
+            label_names=NLI_LABELS,
+            hub=(HubSource("facebook/xnli", config="{lang}", columns=("premise", "hypothesis")),),
+            read_hub=nli_from_hub, read_local=read_xnli_mt_folder,
+            local_format="the XNLI-1.0-MT folder holding multinli.train.<lang>.tsv", local_kind="folder",
+        ),
+        TaskSpec(
+            name="qqp", format="pair", description="Quora Question Pairs (GLUE, 2 classes)",
+            label_names=("not_duplicate", "duplicate"),
+            hub=(HubSource("nyu-mll/glue", config="qqp", columns=("question1", "question2"),
+                           label_names=("not_duplicate", "duplicate")),),
+            read_hub=classification_from_hub, read_local=read_glue_qqp,
+            local_format="GLUE QQP TSV with header id qid1 qid2 question1 question2 is_duplicate",
+        ),
+        TaskSpec(
+            name="squad", format="extractive_qa", description="SQuAD v1.1 (extractive QA)",
+            label_names=QA_LABELS,
+            hub=(HubSource("rajpurkar/squad", config="plain_text", columns=()),),
+            read_hub=_from_hub_rows(squad_frame), read_local=read_squad_json,
+            local_format=_SQUAD_JSON + " (train-v1.1.json)",
+        ),
+        TaskSpec(
+            name="squad_v2", format="extractive_qa",
+            description="SQuAD v2.0 (extractive QA with unanswerable questions)",
+            label_names=QA_LABELS,
+            hub=(HubSource("rajpurkar/squad_v2", config="squad_v2", columns=()),),
+            read_hub=_from_hub_rows(squad_frame), read_local=read_squad_json,
+            local_format=_SQUAD_JSON + " with is_impossible (train-v2.0.json)", unanswerable=True,
+        ),
+        TaskSpec(
+            name="hellaswag", format="multiple_choice",
+            description="HellaSwag (commonsense sentence completion, 4 endings)",
+            label_names=("ending0", "ending1", "ending2", "ending3"),
+            hub=(HubSource("Rowan/hellaswag", config="default", columns=(), revision=PARQUET_EXPORT),),
+            read_hub=_from_hub_rows(hellaswag_frame), read_local=read_hellaswag_jsonl,
+            local_format="HellaSwag JSONL (hellaswag_train.jsonl: ctx_a, ctx_b, endings, label)",
+        ),
+        TaskSpec(
+            name="commonsenseqa", format="multiple_choice",
+            description="CommonsenseQA (5-way multiple-choice questions)",
+            label_names=("A", "B", "C", "D", "E"),
+            hub=(HubSource("tau/commonsense_qa", columns=()),),
+            read_hub=_from_hub_rows(commonsenseqa_frame), read_local=read_commonsenseqa_jsonl,
+            local_format="CommonsenseQA JSONL (train_rand_split.jsonl: answerKey, question.stem, "
+                         "question.choices)",
+        ),
+        TaskSpec(
+            name="cosmosqa", format="multiple_choice",
+            description="Cosmos QA (commonsense reading comprehension, 4 answers)",
+            label_names=("answer0", "answer1", "answer2", "answer3"),
+            hub=(HubSource("allenai/cosmos_qa", config="default", columns=(), revision=PARQUET_EXPORT),),
+            read_hub=_from_hub_rows(cosmosqa_frame), read_local=read_cosmosqa,
+            local_format="Cosmos QA train.csv (id, context, question, answer0..answer3, label) or the "
+                         "same fields as JSONL",
+        ),
+        TaskSpec(
+            name="sst2", format="single", description="SST-2 sentiment (single sentence, 2 classes)",
+            label_names=("negative", "positive"),
+            hub=(HubSource("stanfordnlp/sst2", label_names=("negative", "positive")),),
+            read_hub=classification_from_hub, read_local=read_glue_single_tsv,
+            local_format="GLUE TSV with header 'sentence<TAB>label' (0/1)", has_sample=True,
+        ),
+        TaskSpec(
+            name="pawsx", format="pair", description="PAWS-X English paraphrase (2 classes)",
+            label_names=("not_paraphrase", "paraphrase"),
+            hub=(HubSource("google-research-datasets/paws-x", config="en", columns=("sentence1", "sentence2"),
+                           label_names=("0", "1")),),
+            read_hub=classification_from_hub, read_local=read_pair_tsv,
+            local_format="TSV 'sentence1<TAB>sentence2<TAB>label' (XTREME, no header) or with "
+                         "header 'id sentence1 sentence2 label'",
+        ),
+    )
+}
 
 
-def _local(spec: TaskSpec, path: Path, *, languages: list[str], report: ReadReport) -> pd.DataFrame:
-    expect_dir = spec.local_reader == "xnli_mt" or (spec.local_reader == "nli_jsonl" and path.is_dir())
-    if not (path.is_dir() if expect_dir else path.is_file()):
-        raise DataError(f"task {spec.name!r}: local {'folder' if expect_dir else 'file'} {path} not "
-                        f"found; expected {spec.local_format}")
-    if spec.local_reader == "nli_jsonl":
-        files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-        if not files:
-            raise DataError(f"task {spec.name!r}: no .jsonl files in {path}")
-        return pd.concat([_nli_pairs(read_nli_jsonl(f, report=ReadReport(str(f)))) for f in files],
-                         ignore_index=True)
-    if spec.local_reader == "xnli_mt":
-        langs = [lang for lang in languages if lang != "en"]
-        return pd.concat([_nli_pairs(read_xnli_mt(path, lang=lang)) for lang in langs], ignore_index=True)
-    if spec.local_reader in _LOCAL_READERS:
-        return _LOCAL_READERS[spec.local_reader](path, report=report)
-    if spec.local_reader == "glue_single":
-        return read_glue_single_tsv(path)
-    if spec.local_reader == "glue_qqp":
-        return read_glue_qqp(path)
-    return read_pair_tsv(path)
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise DataError(f"unknown task {name!r}; known: {', '.join(sorted(TASKS))}") from None
 
 
 def hub_fix(spec: TaskSpec) -> str:
     """How to run task ``spec`` without the hub: the params to set and the file they name."""
     return f"Set tasks.{spec.name}.source: local and tasks.{spec.name}.path: <{spec.local_format}>."
+
+
+def _local(spec: TaskSpec, path: Path, *, languages: list[str], report: ReadReport) -> pd.DataFrame:
+    found = {"file": path.is_file(), "folder": path.is_dir(), "file or folder": path.exists()}[spec.local_kind]
+    if not found:
+        raise DataError(f"task {spec.name!r}: local {spec.local_kind} {path} not found; expected "
+                        f"{spec.local_format}")
+    return spec.read_local(path, report=report, languages=languages)
 
 
 def _hub(spec: TaskSpec, *, languages: list[str], report: ReadReport) -> pd.DataFrame:
@@ -432,43 +496,23 @@ def _hub(spec: TaskSpec, *, languages: list[str], report: ReadReport) -> pd.Data
         for config_name in configs:
             for split in source.splits:
                 ds = datasets.load_dataset(source.hub_id, config_name, split=split, revision=source.revision)
-                if spec.local_reader in _HUB_MAPPERS:
-                    frames.append(_HUB_MAPPERS[spec.local_reader](
-                        ds.to_pandas(), source=f"hub:{source.hub_id}", report=report))
-                    continue
-                if spec.label_names == NLI3:  # label names checked, ids mapped, -1 rows dropped
-                    frames.append(_nli_pairs(nli_from_hub_dataset(ds, source=f"hub:{source.hub_id}")))
-                    continue
-                df = ds.to_pandas()
-                cols = source.columns
-                frames.append(pd.DataFrame({
-                    "text_a": df[cols[0]], "text_b": df[cols[1]] if len(cols) > 1 else "",
-                    "label": df[source.label_column],
-                }))
-    frame = pd.concat(frames, ignore_index=True)
-    return frame[frame["label"] >= 0].reset_index(drop=True)
+                frames.append(spec.read_hub(ds, hub=source, report=report))
+    return pd.concat(frames, ignore_index=True)
 
 
 def load_task(name: str, config, *, run_dir: str | Path, report: ReadReport | None = None) -> pd.DataFrame:
     """Training data of task ``name`` as the params say, in its format's frame (module docstring),
-    capped at ``tasks.<name>.max_examples``."""
+    capped at ``tasks.<name>.max_examples``. ``report`` counts the rows read and dropped."""
     spec = get_task(name)
     report = report if report is not None else ReadReport(f"task:{name}")
     settings = config.task_data(name)
     if settings.source == "sample":
-        if not spec.has_sample:
-            raise DataError(
-                f"task {name!r} has no synthetic sample; set tasks.{name}.source to hub or local"
-            )
-        frame = read_glue_single_tsv(sample_folder(config, run_dir) / name / "train.tsv")
+        frame = spec.read_local(task_file(sample_folder(config, run_dir), name), report=report,
+                                languages=config.languages)
     elif settings.source == "local":
-        if not settings.path:
-            raise DataError(f"tasks.{name}.source is 'local' but tasks.{name}.path is not set")
         frame = _local(spec, config.data_path(settings.path), languages=config.languages, report=report)
     else:
         frame = _hub(spec, languages=config.languages, report=report)
-    if not report.rows_read:
-        report.rows_read = len(frame)
     if spec.format == "extractive_qa" and not spec.unanswerable:  # e.g. SQuAD 1.1: every question has an answer
         unanswered = frame["answer_start"] < 0
         report.dropped_unusable += int(unanswered.sum())

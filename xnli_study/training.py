@@ -136,12 +136,6 @@ class ChoiceCollator:
         return batch
 
 
-def nli_as_pairs(frame: pd.DataFrame) -> pd.DataFrame:
-    """An NLI frame (premise, hypothesis, label) in the trainer's ``text_a, text_b, label`` shape."""
-    return pd.DataFrame({"text_a": frame["premise"].values, "text_b": frame["hypothesis"].values,
-                         "label": frame["label"].values})
-
-
 def _replace_progress(trainer, progress: bool) -> None:
     """One plain-text progress bar per training run, without the Trainer's per-log printouts or
     its notebook widget (the log comes back as a table instead)."""

@@ -1,161 +1,17 @@
-"""The run's summary (``summary.json``), the narrative generated from it, and ``report.html``.
+"""The report's words: sentences and compact tables generated from the run's numbers.
 
-Every sentence with a number is generated here from the run's tables; nothing is typed in by
-hand. The HTML report stitches the executed stage notebooks together (summary first), hides code
-and parameter cells, drops stderr (progress bars, warnings) and embeds every figure as PNG, so the
-file stands alone: no script or style is fetched from elsewhere.
+:func:`narrative` turns ``summary.json`` (:mod:`xnli_study.summary`) into the results section;
+the ``describe_*`` functions give each stage notebook its sentences; the ``*_table`` functions
+format tables for reading. Every number in them comes from the run; nothing is typed in by hand.
 """
 
 from __future__ import annotations
 
-import html
-import re
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
-from . import stats
-from .files import read_json, read_table, write_json, write_text
 from .languages import XNLI_LANGUAGES
-
-#: Published zero-shot XNLI test accuracy (%), STUDY.md section 5.
-REFERENCE_NUMBERS = pd.DataFrame([
-    ("google-bert/bert-base-multilingual-cased", "mBERT (cased)", 82.1, 66.3, "XLM-R paper, Table 1"),
-    ("FacebookAI/xlm-roberta-base", "XLM-R base", 85.8, 76.2, "XLM-R paper, Table 1 (mean of 5 seeds)"),
-    ("FacebookAI/xlm-roberta-large", "XLM-R large", 89.1, 80.9, "XLM-R paper, Table 1"),
-    ("FacebookAI/xlm-roberta-large", "XLM-R large (XTREME recipe)", np.nan, 79.2, "XTREME"),
-    ("FacebookAI/xlm-roberta-large", "XLM-R large + English intermediate task (X-STILTs)", np.nan, 80.4,
-     "Phang et al. 2020"),
-    ("", "X-BiLSTM (XNLI paper baseline)", 73.7, 65.6, "XNLI paper"),
-], columns=["hub_id", "model", "en", "avg_15", "source"])
-
-
-def references_for(encoder: str) -> pd.DataFrame:
-    """Published numbers for ``encoder`` (matched on the hub id's model name); empty if none."""
-    tail = encoder.rstrip("/").split("/")[-1].lower()
-    match = REFERENCE_NUMBERS["hub_id"].str.split("/").str[-1].str.lower() == tail
-    return REFERENCE_NUMBERS[match & (REFERENCE_NUMBERS["hub_id"] != "")].reset_index(drop=True)
-
-
-def build_summary(run) -> dict:
-    """Collect the run's headline numbers into ``summary.json`` (accuracies in [0, 1])."""
-    from .alignment import headline_layer
-
-    from .pipeline import read_record
-
-    config, run_dir = run.config, Path(run.run_dir)
-    tables = run_dir / "tables"
-    acc = read_table(tables / "accuracy.csv")
-    acc_mean = read_table(tables / "accuracy_mean.csv")
-    transfer = read_table(tables / "transfer_summary.csv")
-    align = read_table(tables / "alignment.csv")
-    # the encoder's depth as the alignment stage measured it (alignment.layers may be a subset)
-    recorded = (read_record(run_dir, "alignment") or {}).get("summary", {})
-    n_layers = int(recorded.get("n_layers", align["layer"].max()))
-    head = headline_layer(config.alignment.headline_layer, n_layers)
-    resampling = {"resamples": config.stats.resamples, "seed": config.stats.seed}
-    preds = read_table(tables / "predictions.parquet")
-    ci = stats.accuracy_intervals(preds, **resampling)
-    comparisons = stats.compare_conditions(preds, baseline="none", **resampling)
-    run.save_table("accuracy_ci.csv", ci)
-    run.save_table("comparisons.csv", comparisons)
-
-    def nested(frame: pd.DataFrame, value: str) -> dict:
-        return {c: {r["lang"]: float(r[value]) for _, r in g.iterrows()}
-                for c, g in frame.groupby("condition", sort=False)}
-
-    transfer_mean = transfer.groupby("condition", sort=False)[["en", "avg_all", "avg_non_en", "transfer_gap"]].mean()
-    non_en = align[align["lang"] != "en"]
-    at_head = non_en[non_en["layer"] == head]
-    alignment = {}
-    for (stage, cond), g in at_head.groupby(["stage", "condition"], sort=False):
-        per_metric = g.groupby("metric")["value"].mean()
-        alignment[encoder_label(stage, cond)] = {m: float(v) for m, v in per_metric.items()}
-    p_curve = non_en[(non_en["stage"] == "pretrained") & (non_en["metric"] == "retrieval")]
-    by_layer = p_curve.groupby("layer")["value"].mean()
-    retrieval_best = {}
-    for (stage, cond), g in non_en[non_en["metric"] == "retrieval"].groupby(["stage", "condition"], sort=False):
-        per = g.groupby(["layer", "lang"])["value"].mean().unstack("lang")  # mean over seeds
-        best = int(per.mean(axis=1).idxmax())
-        retrieval_best[encoder_label(stage, cond)] = {"layer": best, **per.loc[best].to_dict()}
-    relation, points = stats.alignment_vs_transfer(align, acc, layer=head, metric="retrieval", **resampling)
-    run.save_table("alignment_vs_transfer.csv", points)
-    training = read_table(tables / "training_data.csv").set_index("dataset")["used"]
-    inter = read_table(tables / "intermediate_results.csv")
-    task_train = inter.groupby("condition", sort=False)["train_examples"].first()  # after the held-out split
-    probe = read_table(tables / "probe_set.parquet") if (tables / "probe_set.parquet").exists() else None
-    selection = read_table(tables / "selection.csv")
-    summary = {
-        "profile": config.profile,
-        "run_name": config.run_name,
-        "encoder": config.encoder.name,
-        "seeds": config.seeds,
-        "conditions": config.conditions,
-        "languages": config.languages,
-        "xnli_source": config.xnli.source,
-        "xnli_split": config.xnli.eval_split,
-        "items_per_language": int(acc.groupby(["condition", "seed", "lang"])["n"].first().min()),
-        "sizes": {
-            "mnli_train": int(training.get("mnli", 0)),
-            "tasks": {t: int(task_train[t]) for t in config.intermediate_conditions if t in task_train},
-            "probe_sentences_per_language": int(probe["sid"].nunique()) if probe is not None else None,
-        },
-        "xnli_accuracy": nested(acc_mean, "mean"),
-        "xnli_accuracy_sd": nested(acc_mean, "sd"),
-        # 95% bootstrap intervals (seeds, then items), with the means over languages
-        "xnli_accuracy_ci95": {c: {r["lang"]: [float(r["ci_low"]), float(r["ci_high"])] for _, r in g.iterrows()}
-                               for c, g in ci.groupby("condition", sort=False)},
-        "xnli_accuracy_avg": {c: {r["lang"]: float(r["mean"]) for _, r in g[g["lang"].str.startswith("avg")].iterrows()}
-                              for c, g in ci.groupby("condition", sort=False)},
-        "comparisons": {c: {r["lang"]: {"delta": float(r["delta"]), "ci95": [float(r["ci_low"]), float(r["ci_high"])],
-                                        "p": float(r["p"]), "p_holm": float(r["p_holm"]),
-                                        "significant": bool(r["significant"])}
-                            for _, r in g.iterrows()}
-                        for c, g in comparisons.groupby("condition", sort=False)},
-        "alignment_vs_transfer": relation,
-        # English dev accuracy of each MNLI run's selected checkpoint
-        "selection_dev_en": {c: {str(int(r["seed"])): float(r["dev_en_accuracy"]) for _, r in g.iterrows()}
-                             for c, g in selection.groupby("condition", sort=False)},
-        "stats": {**resampling, "level": 0.95, "baseline": "none",
-                  "intervals": "percentile bootstrap resampling seeds and test items (crossed; the same "
-                               "draws for every condition)",
-                  "p_values": "two-sided paired bootstrap (the same draws as the intervals), Holm-corrected "
-                              "across conditions, not across languages",
-                  "correlation": "Spearman over (condition, language) points, bootstrap interval over points"},
-        "references": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
-                       for r in references_for(config.encoder.name).drop(columns="hub_id").to_dict("records")],
-        "transfer": {c: {k: float(v) for k, v in row.items()} for c, row in transfer_mean.iterrows()},
-        "chance": 1 / 3,
-        "alignment": {
-            "headline_layer": head, "n_layers": n_layers,
-            "pooling": "mean over real tokens, special tokens and padding excluded",
-            "layer_0": "embedding output",
-            "best_layer_pretrained_retrieval": int(by_layer.idxmax()) if len(by_layer) else None,
-            "at_headline_layer": alignment,
-            # en <-> X retrieval (mean of both directions) per language, at each encoder's best
-            # layer (the layer with the highest mean over the non-English languages)
-            "retrieval_at_best_layer": retrieval_best,
-        },
-    }
-    summary = _rounded(summary)
-    run.save_json("summary.json", summary)
-    return summary
-
-
-def encoder_label(stage: str, condition: str) -> str:
-    """``P``, ``I[task]`` or ``F[condition]``: how tables and the report name an encoder."""
-    return "P" if stage == "pretrained" else f"{stage[0].upper()}[{condition}]"
-
-
-def _rounded(value, digits: int = 6):
-    if isinstance(value, float):
-        return None if value != value else round(value, digits)  # NaN (undefined) -> null
-    if isinstance(value, dict):
-        return {k: _rounded(v, digits) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_rounded(v, digits) for v in value]
-    return value
+from .runfolder import table_name
 
 
 def _pct(x: float) -> str:
@@ -190,6 +46,35 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def _seeds_caveat(n_seeds: int) -> str:
+    """What the intervals cover, given the number of seeds (a sentence, with a leading space)."""
+    if n_seeds == 1:
+        return (" With one seed the intervals cover only the sampling of test items, not the variation "
+                "between training runs, which is often larger: read them as lower bounds on the uncertainty.")
+    if n_seeds < 5:
+        return (f" With {n_seeds} seeds, resampling seeds captures the variation between training runs "
+                "only roughly: read the intervals as optimistic.")
+    return ""
+
+
+def _spread(ci, sd, n_seeds: int) -> str:
+    """`` (95% CI a to b, sd s over seeds)``: the interval, and the sd when several seeds define it."""
+    if not ci:
+        return ""
+    with_sd = sd is not None and sd == sd and n_seeds > 1
+    return f" ({_interval(ci)}, sd {100 * sd:.1f} over seeds)" if with_sd else f" ({_interval(ci)})"
+
+
+def _in_parentheses(ci) -> str:
+    return f" ({_interval(ci)})" if ci else ""
+
+
+def _transfer_verdict(at_chance: bool, gap: float) -> str:
+    if at_chance:
+        return "on average not distinguishable from chance."
+    return f"transfer gap {100 * gap:.1f} points."
+
+
 def narrative(summary: dict, *, limits: str = "") -> str:
     """The report's results section, in Markdown, generated from ``summary``: every number in it
     comes from the run."""
@@ -209,12 +94,7 @@ def narrative(summary: dict, *, limits: str = "") -> str:
         f"the checkpoint selected on English XNLI dev only; zero-shot evaluation on XNLI "
         f"{summary['xnli_split']} ({summary['xnli_source']}), {items} items in each of "
         f"{len(langs)} languages. Accuracies are means over seeds with 95% bootstrap intervals "
-        f"(resampling seeds and test items); chance is {_pct(chance)}."
-        + (" With one seed the intervals cover only the sampling of test items, not the variation "
-           "between training runs, which is often larger: read them as lower bounds on the uncertainty."
-           if len(seeds) == 1 else
-           f" With {len(seeds)} seeds, resampling seeds captures the variation between training runs "
-           "only roughly: read the intervals as optimistic." if len(seeds) < 5 else ""))
+        f"(resampling seeds and test items); chance is {_pct(chance)}." + _seeds_caveat(len(seeds)))
     if summary["xnli_split"] == "dev":
         lines.append("English XNLI dev also selected the checkpoint, so the English accuracy here is "
                      "slightly optimistic; the other languages are unaffected.")
@@ -232,13 +112,9 @@ def narrative(summary: dict, *, limits: str = "") -> str:
                      else _near_chance(non_en, chance, items))
         sd = summary.get("xnli_accuracy_sd", {}).get(cond, {}).get("en")
         lines.append(
-            f"- {name}: English {_pct(acc[cond]['en'])}"
-            + (f" ({_interval(en_ci)}" + (f", sd {100 * sd:.1f} over seeds)" if sd == sd and sd is not None
-                                          and len(seeds) > 1 else ")") if en_ci else "")
-            + f"; the other {len(langs) - 1} languages {_pct(non_en)} on average"
-            + (f" ({_interval(non_en_ci)})" if non_en_ci else "")
-            + ("; on average not distinguishable from chance." if at_chance else
-               f"; transfer gap {100 * summary['transfer'][cond]['transfer_gap']:.1f} points."))
+            f"- {name}: English {_pct(acc[cond]['en'])}{_spread(en_ci, sd, len(seeds))}; the other "
+            f"{len(langs) - 1} languages {_pct(non_en)} on average{_in_parentheses(non_en_ci)}; "
+            + _transfer_verdict(at_chance, summary["transfer"][cond]["transfer_gap"]))
     runs = [(cond, seed, a) for cond, by_seed in summary.get("selection_dev_en", {}).items()
             for seed, a in by_seed.items() if a is not None]
     if runs:
@@ -271,7 +147,7 @@ def narrative(summary: dict, *, limits: str = "") -> str:
     if p:
         layer = al["headline_layer"]
         lines += ["", "### Alignment", "", "Alignment numbers are descriptive: means over seeds and "
-                  "languages, without intervals (the per-seed values are in `tables/alignment.csv`).", "", (
+                  f"languages, without intervals (the per-seed values are in `{table_name('alignment')}`).", "", (
             f"Reported at layer {layer} of {al['n_layers']}, fixed before the run (layer 0 is the "
             f"embedding output; sentence vectors are the {al['pooling']}); means over the "
             f"non-English languages. The pretrained encoder P retrieves translations with "
@@ -334,87 +210,7 @@ def narrative(summary: dict, *, limits: str = "") -> str:
     return "\n".join(lines)
 
 
-# ---- HTML -----------------------------------------------------------------------------------
-REPORT_ORDER = ("05_report.ipynb", "01_data_inspection.ipynb", "02_intermediate_training.ipynb",
-                "03_xnli_transfer.ipynb", "04_alignment.ipynb")
-HIDDEN_TAGS = {"parameters", "injected-parameters", "hide-in-report"}
-
-
-def _report_notebook(run_dir: Path):
-    import nbformat
-
-    merged = None
-    for name in REPORT_ORDER:
-        path = run_dir / "notebooks" / name
-        if not path.exists():
-            raise FileNotFoundError(f"{path} is missing: run the study before building the report")
-        nb = nbformat.read(path, as_version=4)
-        if merged is None:
-            merged = nbformat.v4.new_notebook(metadata=nb.metadata)
-        for cell in nb.cells:
-            if HIDDEN_TAGS & set(cell.get("metadata", {}).get("tags", [])):
-                continue
-            if cell.cell_type == "code":
-                cell.outputs = [_with_alt_text(o) for o in cell.outputs
-                                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
-                if not cell.outputs:
-                    continue
-            merged.cells.append(cell)
-    return merged
-
-
-def _with_alt_text(output):
-    """A PNG output as an ``<img>`` that keeps its alternative text (the lab template drops it)."""
-    import nbformat
-
-    data = output.get("data", {})
-    if "image/png" not in data:
-        return output
-    alt = output.get("metadata", {}).get("image/png", {}).get("alt") or "figure"
-    png = data["image/png"].replace("\n", "")
-    return nbformat.v4.new_output(
-        "display_data",
-        data={"text/html": f'<img src="data:image/png;base64,{png}" alt="{html.escape(alt, quote=True)}">'},
-    )
-
-
-def build_report(run_dir: str | Path) -> Path:
-    """Render ``<run>/report.html`` from the executed notebooks; return its path."""
-    from nbconvert import HTMLExporter
-
-    run_dir = Path(run_dir)
-    nb = _report_notebook(run_dir)
-    exporter = HTMLExporter(template_name="lab")
-    exporter.exclude_input = True
-    exporter.exclude_input_prompt = True
-    exporter.exclude_output_prompt = True
-    body, _ = exporter.from_notebook_node(nb)
-    body = _self_contained(body)
-    try:
-        title = f"xnli-study report: {read_json(run_dir / 'summary.json')['profile']}"
-    except (OSError, ValueError, KeyError):
-        title = "xnli-study report"
-    body = re.sub(r"<title>.*?</title>", f"<title>{html.escape(title)}</title>", body, count=1, flags=re.S)
-    out = write_text(run_dir / "report.html", body)
-    record = run_dir / "stages" / "report.json"
-    if record.exists():  # the HTML is an output of the report stage
-        data = read_json(record)
-        if "report.html" not in data["outputs"]:
-            data["outputs"].append("report.html")
-            write_json(record, data)
-    return out
-
-
-def _self_contained(body: str) -> str:
-    """Remove every reference to a resource outside the file (scripts, styles from CDNs)."""
-    body = re.sub(r"<script[^>]*\bsrc=\"https?://[^\"]*\"[^>]*>\s*</script>", "", body)
-    body = re.sub(r"<link[^>]*\bhref=\"https?://[^\"]*\"[^>]*>", "", body)
-    # MathJax configuration blocks are useless without the MathJax script
-    body = re.sub(r"<script type=\"text/x-mathjax-config\">.*?</script>", "", body, flags=re.S)
-    return body
-
-
-# ---- per-stage sentences for the notebooks ----------------------------------------------------
+# ---- per-stage sentences and compact tables for the notebooks -----------------------------------
 def describe_intermediate(results: pd.DataFrame) -> str:
     """One sentence per intermediate task: held-out accuracy against chance, over seeds."""
     if results.empty:
@@ -462,6 +258,12 @@ def describe_comparisons(comparisons: pd.DataFrame) -> str:
                      f"average): {_significance(row)}; significant languages (Holm across conditions, "
                      f"not across languages): {', '.join(sig) or 'none'}.")
     return "\n".join(lines)
+
+
+def where_the_columns_are() -> str:
+    """The sentence under the compact comparison table: what its cells show, where the rest is."""
+    return (f"Points, with the 95% interval; `*` significant after Holm correction. Every column (mean, "
+            f"sd, intervals, p, p_holm) is in `{table_name('accuracy_ci')}` and `{table_name('comparisons')}`.")
 
 
 def _wide(frame: pd.DataFrame, cell) -> pd.DataFrame:

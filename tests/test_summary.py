@@ -1,0 +1,108 @@
+"""``summary.json`` from a small run folder written by hand, and the alignment changes between stages."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from xnli_study import evaluation, stages, study, summary as summaries
+from xnli_study.files import write_table
+from xnli_study.runfolder import RunFolder
+
+
+def _predictions() -> pd.DataFrame:
+    """Two conditions, one seed, en and fr, four parallel items each; known correctness."""
+    correct = {("none", "en"): [1, 1, 1, 0], ("none", "fr"): [1, 0, 0, 0],
+               ("sst2", "en"): [1, 1, 0, 0], ("sst2", "fr"): [1, 1, 1, 0]}
+    rows = []
+    for (cond, lang), hits in correct.items():
+        for i, hit in enumerate(hits):
+            label = i % 3
+            pred = label if hit else (label + 1) % 3
+            probs = np.eye(3)[pred]
+            rows.append({"condition": cond, "seed": 0, "lang": lang, "id": f"test-{i}", "label": label,
+                         "pred": pred, "correct": bool(hit), "p0": probs[0], "p1": probs[1], "p2": probs[2]})
+    return pd.DataFrame(rows)
+
+
+def _alignment() -> pd.DataFrame:
+    rows = []
+    values = {("pretrained", "-", -1): [0.2, 0.4, 0.3], ("intermediate", "sst2", 0): [0.1, 0.5, 0.2],
+              ("final", "none", 0): [0.2, 0.3, 0.6], ("final", "sst2", 0): [0.2, 0.35, 0.7]}
+    for (stage, cond, seed), by_layer in values.items():
+        label = "P" if stage == "pretrained" else f"{stage[0].upper()}[{cond}] seed {seed}"
+        for layer, value in enumerate(by_layer):
+            for metric, v in (("retrieval", value), ("retrieval_centered", value + 0.1), ("cka", value / 2),
+                              ("cosine_margin", value / 4)):
+                rows.append({"checkpoint": label, "stage": stage, "condition": cond, "seed": seed,
+                             "layer": layer, "lang": "fr", "metric": metric, "value": v})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def hand_made_run(tmp_path, smoke_yaml):
+    data = yaml.safe_load(smoke_yaml.read_text())
+    data.update(output_dir=str(tmp_path), run_name="hand", seeds=[0], languages=["en", "fr"],
+                stats={"resamples": 400, "seed": 0})
+    data["alignment"]["headline_layer"] = 2
+    params = tmp_path / "p.yaml"
+    params.write_text(yaml.safe_dump(data))
+    folder = RunFolder(tmp_path / "hand")
+    preds = _predictions()
+    acc = evaluation.accuracy_table(preds)
+    tables = {
+        "predictions": preds, "accuracy": acc, "accuracy_mean": evaluation.mean_over_seeds(acc),
+        "transfer_summary": evaluation.transfer_summary(acc, languages=["en", "fr"]),
+        "alignment": _alignment(),
+        "training_data": pd.DataFrame({"dataset": ["mnli", "sst2"], "used": [800, 720]}),
+        "intermediate_results": pd.DataFrame({"condition": ["sst2"], "seed": [0], "train_examples": [648]}),
+        "probe_set": pd.DataFrame({"sid": ["p:1", "p:2", "p:1", "p:2"], "lang": ["en", "en", "fr", "fr"]}),
+        "selection": pd.DataFrame({"condition": ["none", "sst2"], "seed": [0, 0], "dev_en_accuracy": [0.9, 0.7]}),
+    }
+    for key, frame in tables.items():
+        write_table(folder.table(key), frame)
+    config = stages.StageRun("data", params_path=str(params)).config
+    for stage in ("data", "intermediate", "transfer", "alignment"):
+        stages.write_record(folder.root, stage, config, outputs=[], seconds=0,
+                            summary={"n_layers": 2} if stage == "alignment" else None)
+    return stages.StageRun("report", params_path=str(params))
+
+
+def test_summary_of_a_hand_made_run(hand_made_run):
+    summary = summaries.build_summary(hand_made_run)
+    assert summary == json.loads(hand_made_run.folder.summary.read_text())
+    assert summary["xnli_accuracy"] == {"none": {"en": 0.75, "fr": 0.25}, "sst2": {"en": 0.5, "fr": 0.75}}
+    assert summary["xnli_accuracy_avg"]["sst2"] == {"avg": 0.625, "avg_non_en": 0.75}
+    comparison = summary["comparisons"]["sst2"]
+    assert comparison["fr"]["delta"] == 0.5 and comparison["en"]["delta"] == -0.25
+    assert comparison["avg"]["delta"] == pytest.approx(0.125)
+    assert summary["transfer"]["none"]["transfer_gap"] == 0.5
+    assert summary["sizes"] == {"mnli_train": 800, "tasks": {"sst2": 648}, "probe_sentences_per_language": 2}
+    assert summary["items_per_language"] == 4
+    alignment = summary["alignment"]
+    assert alignment["headline_layer"] == 2 and alignment["n_layers"] == 2
+    assert alignment["at_headline_layer"]["P"]["retrieval"] == 0.3
+    assert alignment["at_headline_layer"]["F[sst2]"]["cka"] == 0.35
+    assert alignment["best_layer_pretrained_retrieval"] == 1
+    assert alignment["retrieval_at_best_layer"]["F[none]"] == {"layer": 2, "fr": 0.6}
+    assert summary["selection_dev_en"] == {"none": {"0": 0.9}, "sst2": {"0": 0.7}}
+    # one (condition, language) point: retrieval +0.1 at layer 2, accuracy +0.5 in French
+    points = hand_made_run.read_table("alignment_vs_transfer")
+    assert points[["alignment_change", "accuracy_change"]].values.round(6).tolist() == [[0.1, 0.5]]
+
+
+def test_alignment_changes_match_final_encoders_by_seed():
+    rows = [("pretrained", "-", -1, 0.2),
+            ("intermediate", "t", 0, 0.3), ("intermediate", "t", 1, 0.5),
+            ("final", "none", 0, 0.4),  # the baseline has seed 0 only
+            ("final", "t", 0, 0.5), ("final", "t", 1, 0.9)]
+    table = pd.DataFrame([{"stage": s, "condition": c, "seed": k, "layer": 1, "lang": "fr", "metric": "cka",
+                           "value": v} for s, c, k, v in rows])
+    changes = study.alignment_changes(table).set_index("comparison")["delta"]
+    assert changes["intermediate - pretrained"] == pytest.approx(0.2)  # mean(I) - P
+    # matched by seed: only seed 0 has a baseline, so 0.5 - 0.4; unmatched means would give 0.3
+    assert changes["final - final[none]"] == pytest.approx(0.1)

@@ -1,0 +1,190 @@
+"""The layout of a run folder: the one place that knows where each output of a run lives.
+
+Every other module asks :class:`RunFolder` for a path (``folder.table("accuracy")``,
+``folder.record("data")``, ``folder.model("sst2", 0, "intermediate")``); no file name of the run
+folder is written anywhere else. ``outputs/README.md`` shows :func:`layout_markdown`, and a test
+keeps the two in step (``python -m xnli_study.runfolder`` prints it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file or folder of a run: where it lives (relative to the run folder) and what it holds."""
+
+    path: str
+    what: str
+
+
+#: the files at the top of a run folder
+PARAMS = Entry("params.yaml", "the resolved params (absolute paths)")
+MANIFEST = Entry("manifest.json", "versions, git commit, seeds, params fingerprint, stage status and timings")
+SUMMARY = Entry("summary.json", "headline numbers (accuracies in [0, 1], mean over seeds), their 95% intervals,\n"
+                                "comparisons with the baseline, alignment vs transfer")
+REPORT_HTML = Entry("report.html", "the report: executed notebooks stitched together, code hidden, figures embedded")
+REPORT_PNG = Entry("report.png", "a full-page screenshot of the report (written by the browser test)")
+NOTEBOOKS = Entry("notebooks/", "executed stage notebooks (01_data_inspection ... 05_report)")
+STAGES = Entry("stages/<stage>.json", "completion record: params fingerprint, upstream records, outputs (written last);\n"
+                                      "render.json for report.html")
+FIGURES = Entry("figures/<name>.png", "every figure as PNG")
+PRETRAINED = Entry("models/pretrained/", "P, for the tiny encoder")
+INTERMEDIATE = Entry("models/<task>/seed<k>/intermediate/", "I_t: the encoder only (the task head is dropped)")
+FINAL = Entry("models/<condition>/seed<k>/final/", "F_t: encoder + NLI head, selected on English dev")
+EMBEDDINGS = Entry("cache/embeddings/<key>/",
+                   "float16 sentence vectors per language; key = weights + probe set + settings")
+SAMPLE = Entry("data/sample/", "the synthetic sample (profiles that use it)")
+SCRATCH = Entry(".tmp/", "training checkpoints while a stage runs (removed when it ends)")
+
+#: tidy tables, by the key the stages save and read them under
+TABLES: dict[str, Entry] = {
+    "xnli_counts": Entry("xnli_counts.csv", "items, labels, distinct premises per split and language"),
+    "token_lengths": Entry("token_lengths.csv",
+                           "tokens per sentence and per word, unknown-token share, per language"),
+    "parallel": Entry("parallel.csv", "are the languages parallel (same items, same labels)?"),
+    "training_data": Entry("training_data.csv",
+                           "MNLI and task rows read, dropped (no gold label; no usable answer) and used,\n"
+                           "label balance"),
+    "xnli_examples": Entry("xnli_examples.csv", "one dev item per language"),
+    "intermediate_log": Entry("intermediate_log.csv", "intermediate training: loss and held-out score per step"),
+    "intermediate_results": Entry("intermediate_results.csv",
+                                  "intermediate training: examples, held-out score and chance per task and seed"),
+    "predictions": Entry("predictions.parquet",
+                         "one row per condition, seed, language and item: label, pred, correct, and\n"
+                         "p0 p1 p2, the predicted probabilities (labels everywhere: 0 entailment,\n"
+                         "1 neutral, 2 contradiction; -1 unlabelled)"),
+    "accuracy": Entry("accuracy.csv", "accuracy per condition, seed and language"),
+    "accuracy_mean": Entry("accuracy_mean.csv", "mean and sd over seeds"),
+    "accuracy_ci": Entry("accuracy_ci.csv",
+                         "per condition and language (and avg, avg_non_en): mean, sd over seeds, 95%\n"
+                         "bootstrap interval (seeds, then items)"),
+    "comparisons": Entry("comparisons.csv", "each condition minus the baseline: delta, 95% interval, p, Holm-adjusted p"),
+    "transfer_summary": Entry("transfer_summary.csv",
+                              "per condition and seed: en, mean over all, mean over non-English, transfer gap"),
+    "selection": Entry("selection.csv", "MNLI model selection on English dev: best step and accuracy per run"),
+    "mnli_log": Entry("mnli_log.csv", "MNLI training: loss and English dev accuracy per step"),
+    "probe_set": Entry("probe_set.parquet", "the deduplicated parallel probe sentences"),
+    "alignment": Entry("alignment.csv", "checkpoint, stage, condition, seed, layer, lang, metric, value"),
+    "alignment_changes": Entry("alignment_changes.csv",
+                               "intermediate - pretrained, final - final[none], per layer, language, metric"),
+    "alignment_vs_transfer": Entry("alignment_vs_transfer.csv",
+                                   "per condition and language: change in retrieval and in accuracy"),
+}
+TABLES_DIR = "tables"
+
+
+def _top(entry: Entry) -> property:
+    """A read-only path attribute for a file at the top of the run folder."""
+    return property(lambda self: self.root / entry.path, doc=f"``{entry.path}``: {entry.what}")
+
+
+class RunFolder:
+    """Paths inside one run folder. Nothing is created by asking; writers create parents."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.root)!r})"
+
+    def _at(self, entry: Entry, **parts: str) -> Path:
+        rel = entry.path.rstrip("/")
+        for key, value in parts.items():
+            rel = rel.replace(f"<{key}>", str(value))
+        return self.root / rel
+
+    # ---- the files at the top: params, manifest, summary, report_html, report_png --------------
+    params = _top(PARAMS)
+    manifest = _top(MANIFEST)
+    summary = _top(SUMMARY)
+    report_html = _top(REPORT_HTML)
+    report_png = _top(REPORT_PNG)
+
+    # ---- stages -----------------------------------------------------------------------------
+    def executed(self, notebook: str) -> Path:
+        """The executed copy of a stage notebook."""
+        return self._at(NOTEBOOKS) / notebook
+
+    def record(self, stage: str) -> Path:
+        """The completion record of ``stage`` (written last)."""
+        return self._at(STAGES, stage=stage)
+
+    # ---- tables and figures -----------------------------------------------------------------
+    def table(self, key: str) -> Path:
+        """The tidy table saved under ``key`` (a key of :data:`TABLES`)."""
+        try:
+            entry = TABLES[key]
+        except KeyError:
+            raise KeyError(f"unknown table {key!r}; known: {', '.join(TABLES)}") from None
+        return self.root / TABLES_DIR / entry.path
+
+    def figure(self, name: str) -> Path:
+        return self._at(FIGURES, name=name)
+
+    # ---- models and caches ------------------------------------------------------------------
+    @property
+    def pretrained(self) -> Path:
+        return self._at(PRETRAINED)
+
+    def model(self, condition: str, seed: int, kind: str) -> Path:
+        """``kind`` is ``intermediate`` (I_t, encoder only) or ``final`` (F_t)."""
+        entry = {"intermediate": INTERMEDIATE, "final": FINAL}[kind]
+        return self._at(entry, task=condition, condition=condition, k=seed)
+
+    @property
+    def embeddings_cache(self) -> Path:
+        return self._at(EMBEDDINGS).parent
+
+    @property
+    def sample(self) -> Path:
+        return self._at(SAMPLE)
+
+    @property
+    def scratch(self) -> Path:
+        return self._at(SCRATCH)
+
+    def relative(self, path: str | Path) -> str:
+        """``path`` relative to the run folder, as records list outputs."""
+        return str(Path(path).resolve().relative_to(self.root.resolve()))
+
+
+def table_name(key: str) -> str:
+    """``tables/<file>`` of a table, for sentences that point a reader at it."""
+    return f"{TABLES_DIR}/{TABLES[key].path}"
+
+
+def layout_markdown() -> str:
+    """The layout of a run folder as shown in ``outputs/README.md`` (a fenced block)."""
+    width = 28
+
+    def lines(path: str, what: str, indent: str = "") -> list[str]:
+        first, *rest = what.split("\n")
+        name = indent + path
+        out = [f"{name:<{width}}{first}" if len(name) < width else f"{name} {first}"]
+        return out + [" " * width + more for more in rest]
+
+    out = ["```"]
+    for entry in (PARAMS, MANIFEST, SUMMARY, REPORT_HTML, REPORT_PNG, NOTEBOOKS, STAGES):
+        out += lines(entry.path, entry.what)
+    out.append(f"{TABLES_DIR}/")
+    for entry in TABLES.values():
+        out += lines(entry.path, entry.what, indent="  ")
+    for entry in (FIGURES, PRETRAINED, INTERMEDIATE, FINAL, EMBEDDINGS, SAMPLE, SCRATCH):
+        out += lines(entry.path, entry.what)
+    out.append("```")
+    return "\n".join(out)
+
+
+def file_names() -> set[str]:
+    """Every file and folder name the layout defines (for the test that they appear nowhere else)."""
+    names = set()
+    for entry in (PARAMS, MANIFEST, SUMMARY, REPORT_HTML, REPORT_PNG, *TABLES.values()):
+        names.add(entry.path)
+    return names
+
+
+if __name__ == "__main__":
+    print(layout_markdown())
