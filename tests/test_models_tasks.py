@@ -92,7 +92,8 @@ def test_unknown_task_names_the_known_ones():
 def test_readme_task_table_is_the_registry(root):
     """The README's task table lists exactly the registry's tasks, each with its hub datasets."""
     text = (root / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("### Intermediate tasks"):]
+    start = text.index("### Intermediate tasks")
+    section = text[start:text.index("\n## ", start)]
     rows = [line.split("|") for line in section.splitlines() if line.startswith("| `")]
     listed = {row[1].strip().strip("`"): row[3] for row in rows}
     assert set(listed) == set(tasks.TASKS)
