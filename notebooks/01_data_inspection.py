@@ -32,27 +32,30 @@ run_dir: str = ""  # the run folder; empty means output_dir/run_name from the pa
 # %%
 from IPython.display import Markdown, display
 
-from xnli_study import plots, study
+from xnli_study import narrative, plots, study
 from xnli_study.environment import setup_notebook
 from xnli_study.stages import StageRun
 
 setup_notebook()
 run = StageRun("data", params_path=params_path, run_dir=run_dir)
 config = run.config
-display(Markdown(f"Profile **{config.profile}**: {config.description}  \nRun folder: `{run.run_dir}`"))
+display(Markdown(narrative.profile_line(config.profile, config.description, run.run_dir)))
 
 # %%
 tables = study.inspect_data(run)
 
 # %% [markdown]
 # ## XNLI: items, labels and premises per language
+# The evaluation split; every split read is in the run folder's `xnli_counts` table.
 
 # %%
-tables["xnli_counts"]
+split = config.xnli.eval_split
+narrative.show_table(tables["xnli_counts"].query("split == @split"), saved_as="xnli_counts")
 
 # %%
 fig = plots.label_balance(tables["xnli_counts"], split=config.xnli.eval_split)
 _ = run.show_figure("label_balance", fig)
+display(Markdown("Stacked bars: the number of items with each gold label, per language, in the evaluation split."))
 
 # %% [markdown]
 # ## Parallel structure
@@ -60,33 +63,39 @@ _ = run.show_figure("label_balance", fig)
 # for alignment and the per-language comparison both rely on it.
 
 # %%
-tables["parallel"]
+narrative.show_table(tables["parallel"], saved_as="parallel")
 
 # %% [markdown]
 # ## Sentence length in tokens (the encoder's tokenizer)
 # `tokens_per_word` is the tokenizer's fertility; `unk_share` the share of unknown tokens. Words
 # are split on spaces, so for Thai and Chinese, written without spaces, `tokens_per_word` is
-# really tokens per sentence (or per space-separated chunk).
+# really tokens per sentence (or per space-separated chunk). Premises of the evaluation split
+# here; every split and field is in the run folder's `token_lengths` table.
 
 # %%
-tables["token_lengths"].round(3)
+narrative.show_table(tables["token_lengths"].query("split == @split and field == 'premise'"),
+                     saved_as="token_lengths")
 
 # %%
 fig = plots.token_lengths(tables["token_lengths"], split=config.xnli.eval_split)
 _ = run.show_figure("token_lengths", fig)
+display(Markdown("Bars: the mean number of the encoder's tokens per sentence (special tokens excluded), "
+                 "distinct premises and all hypotheses apart."))
 
 # %% [markdown]
 # ## Training data
-# MultiNLI rows whose gold label is `-` (no annotator consensus) are dropped and counted here.
+# For MultiNLI and each intermediate task: rows read, rows dropped (no gold label: MultiNLI's `-`,
+# no annotator consensus; no usable answer: a test split's empty label, an answer not found in its
+# context) and rows used after subsampling, with the label balance.
 
 # %%
-tables["training_data"]
+narrative.show_table(tables["training_data"], saved_as="training_data")
 
 # %% [markdown]
 # ## The first XNLI dev item in every language
 
 # %%
-tables["examples"]
+narrative.show_table(tables["examples"], saved_as="xnli_examples")
 
 # %%
 record = run.finish()

@@ -41,16 +41,22 @@ tables = study.train_intermediate(run)
 
 # %% [markdown]
 # ## Results
-# Accuracy on a held-out tenth of each task's data, after the last epoch.
+# Each task's score on a held-out tenth of its data, after the last epoch: accuracy for
+# classification and multiple choice (chance beside it), SQuAD exact match and F1 per question for
+# extractive QA (best span over the question's context windows; no chance level).
 
 # %%
 display(Markdown(narrative.describe_intermediate(tables["intermediate_results"])))
-tables["intermediate_results"]
+narrative.show_table(tables["intermediate_results"], saved_as="intermediate_results")
 
 # %%
 if len(tables["intermediate_log"]):
     fig = plots.training_curves(tables["intermediate_log"], title="intermediate task")
     _ = run.show_figure("intermediate_training", fig)
+    display(Markdown("One line per task and seed. Left: training loss per logged step. Right, where "
+                     "the task has a held-out slice: its score at each evaluation (for extractive QA, "
+                     "the share of context windows whose start and end tokens are both right, a "
+                     "monitoring signal, not SQuAD's exact match)."))
 
 # %%
 record = run.finish()

@@ -45,11 +45,24 @@ tables = study.train_and_evaluate_transfer(run)
 
 # %%
 display(Markdown(narrative.describe_transfer(tables["transfer_summary"])))
-tables["accuracy_mean"].pivot(index="condition", columns="lang", values="mean").round(3)
+narrative.show_table(narrative.accuracy_table(tables["accuracy_mean"]), saved_as="accuracy_mean")
 
 # %%
 fig = plots.accuracy_by_language(tables["accuracy"])
 _ = run.show_figure("xnli_accuracy_by_seed", fig)
+display(Markdown("Bars: mean accuracy over seeds; whiskers: one sd over seeds (none with one seed); "
+                 "dashed line: chance (1/3)."))
+
+# %% [markdown]
+# ## Which label does each model predict?
+# A model that answers one label for most items of a language reaches that label's share of the
+# gold labels without reading the pair. Bars: the share of each predicted label per language
+# (over seeds); black ticks: the gold shares. The report names a language where one label takes
+# more than 70% of the predictions.
+
+# %%
+fig = plots.label_shares(tables["predictions"])
+_ = run.show_figure("predicted_labels", fig)
 
 # %% [markdown]
 # Intervals and the comparisons with the baseline are computed from the per-example predictions
@@ -60,17 +73,19 @@ _ = run.show_figure("xnli_accuracy_by_seed", fig)
 # `transfer_gap` = accuracy on English minus the mean over the other languages.
 
 # %%
-tables["transfer_summary"].round(4)
+narrative.show_table(tables["transfer_summary"], saved_as="transfer_summary", digits=4)
 
 # %% [markdown]
 # ## Model selection on English dev
 
 # %%
-tables["selection"]
+narrative.show_table(tables["selection"], saved_as="selection")
 
 # %%
 fig = plots.training_curves(tables["mnli_log"], title="MNLI")
 _ = run.show_figure("mnli_training", fig)
+display(Markdown("One line per condition and seed. Left: training loss per logged step. Right: English "
+                 "XNLI dev accuracy at each evaluation; the best one is the checkpoint kept."))
 
 # %%
 record = run.finish()

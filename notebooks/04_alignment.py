@@ -51,9 +51,16 @@ display(Markdown(
 
 # %% [markdown]
 # ## Headline numbers (mean over the non-English languages and seeds)
+# At the headline layer: retrieval accuracy@1 (mean of both directions; chance 1/sentences), the
+# same after centering each language, debiased CKA (the headline CKA; 0 for unrelated vectors)
+# with the biased estimate beside it, the translation cosine margin (0 when translations are no
+# closer than random pairs), and the language-identity probes, trained on 4/5 of the sentences and
+# on 16 per language (chance 1/languages; lower is more language-neutral). Then each metric's
+# best layer (`layer: value`), shown apart.
 
 # %%
-narrative.headline_table(table, layer=layer).round(3)
+display(narrative.show_table(narrative.headline_table(table, layer=layer), saved_as="alignment"))
+narrative.show_table(narrative.best_layer_table(table), saved_as="alignment")
 
 # %% [markdown]
 # ## Curves over layers
@@ -61,6 +68,9 @@ narrative.headline_table(table, layer=layer).round(3)
 # %%
 fig = plots.alignment_curves(table, headline_layer=layer)
 _ = run.show_figure("alignment_curves", fig)
+display(Markdown("Lines: means over the non-English languages and seeds, one per encoder (P, I[task], "
+                 "F[condition]); shaded bands: the sd over seeds; dotted vertical line: the headline "
+                 "layer; dashed grey line: chance (1/sentences for retrieval, 1/languages for the probes)."))
 
 # %% [markdown]
 # ## Layer x language heatmaps, raw and centered retrieval side by side
@@ -69,6 +79,9 @@ _ = run.show_figure("alignment_curves", fig)
 for stage in dict.fromkeys(table["stage"]):
     fig = plots.alignment_heatmaps(table, stage=stage, headline_layer=layer)
     _ = run.show_figure(f"alignment_heatmap_{stage}", fig)
+display(Markdown("Each cell: a metric of English against one language at one layer, the mean over the "
+                 "stage's encoders and seeds; white lines frame the headline layer. Colours span each "
+                 "panel's own range."))
 
 # %% [markdown]
 # ## Changes between stages
@@ -79,6 +92,8 @@ for stage in dict.fromkeys(table["stage"]):
 for comparison in dict.fromkeys(changes["comparison"]):
     fig = plots.alignment_change_heatmaps(changes, comparison=comparison)
     _ = run.show_figure(f"alignment_change_{comparison.split()[0]}", fig)
+display(Markdown("Red: the later encoder is more aligned with English than the earlier one; blue: less. "
+                 "Means over seeds (final encoders paired with the baseline's by seed)."))
 
 # %%
 record = run.finish(headline_layer=layer, n_layers=result["n_layers"])

@@ -43,26 +43,23 @@ summary = summaries.build_summary(run)
 # ## Summary
 
 # %%
-limits = f"**Limits of this profile.** {run.config.limits}" if run.config.limits else ""
-display(Markdown(narrative.narrative(summary, limits=limits)))
+display(Markdown(narrative.narrative(summary, limits=run.config.limits)))
 
 # %% [markdown]
 # ## Accuracy by language, with uncertainty
-# Bars are means over seeds, whiskers the 95% bootstrap interval (seeds and test items
-# resampled), dots single seeds. `avg` is the mean over all languages, `avg_non_en` over all but
-# English. The table gives each mean with its interval, in %.
 
 # %%
 intervals = run.read_table("accuracy_ci")
 fig = plots.accuracy_with_intervals(intervals, run.read_table("accuracy"))
 _ = run.show_figure("xnli_accuracy", fig)
-narrative.interval_table(intervals)
+display(Markdown(narrative.interval_caption(summary)))
+narrative.show_table(narrative.interval_table(intervals), saved_as="accuracy_ci")
 
 # %% [markdown]
 # ## Each condition against the baseline
-# The paired difference (condition minus `none`, on the same seeds and items), its 95% bootstrap
-# interval, the two-sided p-value from the same paired bootstrap, and the p-value after Holm
-# correction across conditions (for each language and average separately).
+# The paired difference (condition minus `none`, on the same seeds and items) with its 95%
+# bootstrap interval; with 3 seeds or more, the two-sided p-value from the same paired bootstrap
+# and the p-value after Holm correction (the family is named in the summary above).
 
 # %%
 comparisons = run.read_table("comparisons")
@@ -70,8 +67,10 @@ display(Markdown(narrative.describe_comparisons(comparisons)))
 if len(comparisons):
     fig = plots.delta_heatmap(comparisons)
     _ = run.show_figure("xnli_accuracy_delta", fig)
+    display(Markdown("Each cell: the change in accuracy against `none`, in points (red: better, blue: "
+                     "worse); `*`: significant after Holm correction, only with 3 seeds or more."))
     display(Markdown(narrative.where_the_columns_are()))
-    display(narrative.comparison_table(comparisons))
+    display(narrative.show_table(narrative.comparison_table(comparisons), saved_as="comparisons"))
 
 # %% [markdown]
 # ## Alignment change against transfer change
@@ -83,6 +82,9 @@ points = run.read_table("alignment_vs_transfer")
 if len(points):
     fig = plots.alignment_vs_accuracy(points, summary["alignment_vs_transfer"])
     _ = run.show_figure("alignment_vs_transfer", fig)
+    display(Markdown("One dot per condition and language (labelled), in points; grey line: least-squares "
+                     "fit, a guide for the eye; the title gives Spearman's ρ with its 95% interval from the "
+                     "seed x item bootstrap, and the number of points."))
 else:
     display(Markdown("Only the baseline ran: there is no change to relate."))
 
@@ -92,7 +94,7 @@ else:
 # %%
 refs = summaries.references_for(summary["encoder"])
 if len(refs):
-    display(refs)
+    display(narrative.show_table(refs.drop(columns="hub_id")))
 else:
     display(Markdown(f"No published XNLI numbers for `{summary['encoder']}`; STUDY.md lists those for "
                      "mBERT, XLM-R base and XLM-R large."))

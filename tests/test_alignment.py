@@ -227,3 +227,34 @@ def test_cached_vectors_are_memory_mapped(tmp_path):
     assert isinstance(loaded["en"], np.memmap) and loaded["en"].dtype == np.float16
     table = al.alignment_metrics({"en": loaded["en"], "fr": loaded["en"]})
     assert set(table["layer"]) == {0, 1}
+
+
+def test_debiased_cka_is_near_zero_where_biased_cka_drifts():
+    """Unrelated random data at n=160, d=384: biased CKA is far from 0 (about 0.7), the debiased
+    headline CKA is near 0; both are in the metric table, with the chance of each metric."""
+    from xnli_study import alignment as al
+
+    rng = np.random.default_rng(0)
+    emb = {"en": rng.normal(size=(1, 160, 384)).astype(np.float32),
+           "fr": rng.normal(size=(1, 160, 384)).astype(np.float32)}
+    table = al.alignment_metrics(emb).set_index("metric")
+    assert table.loc["cka", "value"] > 0.6
+    assert abs(table.loc["cka_debiased", "value"]) < 0.05
+    assert table.loc["retrieval", "chance"] == pytest.approx(1 / 160) and table.loc["cka_debiased", "chance"] == 0
+
+
+def test_low_data_language_probe_separates_what_the_full_probe_saturates():
+    from xnli_study import alignment as al
+
+    rng = np.random.default_rng(1)
+    shared = rng.normal(size=(200, 64))
+    # weak language offsets: the probe with 160 training sentences per language mostly finds
+    # them; with 16 it does clearly worse, still above chance; with no offset it is at chance (1/3)
+    weak = {lang: shared + rng.normal(0, 1.0, shared.shape) + 0.4 * rng.normal(size=64) for lang in ("a", "b", "c")}
+    neutral = {lang: shared + rng.normal(0, 0.5, shared.shape) for lang in ("a", "b", "c")}
+    full, low = al.language_id_probe(weak), al.language_id_low_data(weak)
+    assert full > 0.8 and 0.45 < low < full - 0.1
+    assert abs(al.language_id_low_data(neutral) - 1 / 3) < 0.08
+    rows = al.language_id_by_layer({k: v[None] for k, v in weak.items()})
+    assert set(rows["metric"]) == {"language_id", "language_id_low_data"}
+    assert rows["chance"].tolist() == pytest.approx([1 / 3, 1 / 3])

@@ -127,3 +127,27 @@ def test_resolved_params_with_data_paths_keep_every_stage_fingerprint(tmp_path, 
     moved = parse_params({**yaml.safe_load((root / "params" / "offline-real.yaml").read_text()),
                           "data_dir": str(tmp_path)}, base_dir=root / "params")
     assert moved.fingerprint(STAGES[0].reads) != config.fingerprint(STAGES[0].reads)
+
+
+def test_a_profile_that_subsamples_without_saying_so_is_warned(tmp_path, smoke_yaml):
+    data = smoke_dict(smoke_yaml)
+    assert parse_params(data).subsampling_warnings() == []  # smoke subsamples by design
+    data["profile"] = "mine"
+    del data["mnli"]["max_examples"]
+    data["tasks"] = {}
+    warnings = parse_params(data).subsampling_warnings()
+    assert warnings == [
+        "mnli.max_examples is not set: training uses a seeded subsample of 2,000 examples; write "
+        "max_examples: null for every row, or a number to keep a subsample",
+        "tasks.sst2.max_examples is not set: training uses a seeded subsample of 2,000 examples; write "
+        "max_examples: null for every row, or a number to keep a subsample"]
+    data["mnli"]["max_examples"] = 2000  # written out: explicit
+    data["tasks"] = {"sst2": {"source": "sample", "max_examples": None}}
+    assert parse_params(data).subsampling_warnings() == []
+    path = tmp_path / "mine.yaml"
+    del data["mnli"]["max_examples"]
+    path.write_text(yaml.safe_dump(data))
+    proc = subprocess.run([sys.executable, "-m", "xnli_study.cli", "check", "--params", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert proc.stderr.startswith("warning: mnli.max_examples is not set")

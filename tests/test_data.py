@@ -60,11 +60,17 @@ def test_check_parallel_catches_a_shifted_language(sample_dir):
         data.check_parallel(broken)
 
 
-def test_cap_items_keeps_the_same_items_everywhere(sample_dir):
+def test_cap_items_keeps_a_seeded_sample_of_the_same_items_everywhere(sample_dir):
     frame = data.read_xnli_official(sample_dir / "xnli", split="test", languages=XNLI_LANGUAGES)
     capped = data.cap_items(frame, 9)
     assert capped.groupby("lang").size().eq(9).all()
     data.check_parallel(capped)
+    ids = frame.loc[frame["lang"] == "en", "id"].tolist()
+    kept = capped.loc[capped["lang"] == "en", "id"].tolist()
+    assert kept != ids[:9]  # not the first items (they run genre by genre in XNLI)
+    assert kept == [i for i in ids if i in set(kept)]  # the original order
+    assert kept == data.cap_items(frame, 9).loc[lambda f: f["lang"] == "en", "id"].tolist()
+    assert kept != data.cap_items(frame, 9, seed=1).loc[lambda f: f["lang"] == "en", "id"].tolist()
 
 
 @pytest.mark.real

@@ -60,8 +60,15 @@ def test_tables_cover_every_language_layer_and_seed(smoke_run):
         assert set(part["layer"]) == set(range(4)), stage  # embedding output + 3 layers
         assert set(part["lang"]) == set(XNLI_LANGUAGES) - {"en"}, stage
     metrics = set(align["metric"])
-    assert {"retrieval_en_to_x", "retrieval_x_to_en", "retrieval", "retrieval_centered", "cka",
-            "cosine_margin", "language_id"} <= metrics
+    assert {"retrieval_en_to_x", "retrieval_x_to_en", "retrieval", "retrieval_centered", "cka", "cka_debiased",
+            "cosine_margin", "language_id", "language_id_low_data"} <= metrics
+    # the headline CKA is debiased, for every checkpoint and layer
+    debiased = align[align["metric"] == "cka_debiased"]
+    assert set(debiased.groupby(["checkpoint", "layer"]).size().index) == set(
+        align[align["metric"] == "cka"].groupby(["checkpoint", "layer"]).size().index)
+    assert debiased["value"].notna().all()
+    probes = align[align["metric"].str.startswith("language_id")]
+    assert probes["chance"].to_numpy() == pytest.approx(1 / 15)
 
 
 def test_report_is_self_contained_with_embedded_figures(smoke_run):
@@ -92,7 +99,8 @@ def test_summary_compares_every_condition_with_intervals(smoke_run):
             low, high = row["ci95"]
             assert low <= row["delta"] <= high, lang
             assert 0 <= row["p"] <= row["p_holm"] <= 1, lang
-            assert row["significant"] == (row["p_holm"] < 0.05)
+            assert row["significant"] is None  # 2 seeds: no significance claim
+    assert summary["alignment"]["at_headline_layer"]["P"]["cka_debiased"] is not None
     # the deltas are what the per-example predictions say
     preds = pd.read_parquet(run_dir / "tables" / "predictions.parquet")
     by_cond = preds[preds["lang"] == "fr"].groupby("condition")["correct"].mean()
@@ -116,14 +124,20 @@ def test_summary_compares_every_condition_with_intervals(smoke_run):
 def test_report_reads_like_a_results_section(smoke_run):
     run_dir, _ = smoke_run
     html = (run_dir / "report.html").read_text(encoding="utf-8")
-    for heading in ("What was run", "Zero-shot transfer", "Against the baseline", "Alignment",
+    for heading in ("What was run", "Transfer to the other languages", "Against the baseline", "Alignment",
                     "Does alignment change predict transfer change?"):
         assert heading in html, heading
     assert "2 seeds (0, 1)" in html
-    # the comparison of sst2 with the baseline is worded as its numbers say
+    # the comparison of sst2 with the baseline is worded as its numbers say: with 2 seeds, an
+    # interval over test items and no claim either way
     summary = json.loads((run_dir / "summary.json").read_text())
     sentence = narrative._significance(summary["comparisons"]["sst2"]["avg_non_en"])
-    assert sentence in html_lib.unescape(html)
+    text = html_lib.unescape(html)
+    assert sentence in text and sentence.endswith("over test items only)")
+    assert "A significance test needs at least 3 seeds" in text
+    assert "Holm-adjusted" not in text and "significant in" not in text
+    assert "trained on 720 of 800 examples" in text and "MultiNLI fine-tuning on 800 of 1,500 examples" in text
+    assert "Limits of this profile." in text and "built in-process from random weights" in text
     alts = re.findall(r'<img[^>]+alt="([^"]*)"', html)
     for figure in ("XNLI zero-shot accuracy (mean over seeds; whiskers: 95% bootstrap interval)",
                    "Accuracy change against the baseline", "Spearman", "Alignment over layers"):

@@ -283,3 +283,36 @@ def test_local_nli_task_counts_rows_without_consensus(tmp_path):
     frame = tasks.load_task("anli", config, run_dir=tmp_path, report=report)
     assert frame["label"].tolist() == [0, 1]
     assert (report.rows_read, report.dropped_no_consensus) == (3, 1)
+
+
+def test_every_condition_starts_mnli_from_the_same_head_and_p_pooler(tmp_path, tiny):
+    """F[none] and F[squad] at step 0 differ only in the encoder layers the task passed on: the
+    span model has no pooler, yet F[squad] gets P's pooler and the same seeded head as F[none];
+    a classification task's trained pooler is not passed on either."""
+    tokenizer, encoder = tiny
+    p = tmp_path / "p"
+    encoder.save_pretrained(p)
+    tokenizer.save_pretrained(p)
+    labels = ("entailment", "neutral", "contradiction")
+    starts = {"none": models.load_nli_start(str(p), None, seed=4, label_names=labels)}
+    for task, fmt, names in (("squad", "extractive_qa", ("no_answer", "answer")),
+                             ("sst2", "single", ("negative", "positive"))):
+        model = models.load_task_model(str(p), task_format=fmt, label_names=names, seed=1)
+        with torch.no_grad():
+            for param in model.parameters():
+                param.add_(0.25)  # stands for intermediate training
+        assert (fmt == "extractive_qa") == (getattr(model.base_model, "pooler", None) is None)
+        models.save_encoder(model, tokenizer, tmp_path / task)
+        starts[task] = models.load_nli_start(str(p), str(tmp_path / task), seed=4, label_names=labels)
+    base = starts["none"].state_dict()
+    for task in ("squad", "sst2"):
+        state = starts[task].state_dict()
+        assert state.keys() == base.keys()
+        same = {k for k in base if torch.equal(base[k], state[k])}
+        assert {k for k in base if k.startswith(("bert.pooler.", "classifier."))} <= same, task
+        changed = set(base) - same
+        assert changed and all(k.startswith(("bert.embeddings.", "bert.encoder.")) for k in changed), task
+    # another seed gives another head, on the same P pooler
+    other = models.load_nli_start(str(p), None, seed=5, label_names=labels).state_dict()
+    assert not torch.equal(other["classifier.weight"], base["classifier.weight"])
+    assert torch.equal(other["bert.pooler.dense.weight"], base["bert.pooler.dense.weight"])

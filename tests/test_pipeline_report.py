@@ -93,7 +93,7 @@ def test_references_match_hub_ids():
 
 def _summary() -> dict:
     return {
-        "profile": "p", "encoder": "FacebookAI/xlm-roberta-base", "conditions": ["none", "sst2"], "seeds": [0, 1],
+        "profile": "p", "encoder": "FacebookAI/xlm-roberta-base", "conditions": ["none", "sst2"], "seeds": [0, 1, 2],
         "xnli_split": "test", "xnli_source": "sample", "items_per_language": 120,
         "languages": ["en", "fr"], "chance": 1 / 3,
         "sizes": {"mnli_train": 800, "tasks": {"sst2": 500}},
@@ -111,32 +111,40 @@ def _summary() -> dict:
             "avg_non_en": {"delta": 0.02, "ci95": [-0.03, 0.07], "p": 0.4, "p_holm": 0.4, "significant": False}}},
         "alignment_vs_transfer": {"spearman": 0.4, "ci95": [-0.3, 0.9], "p": 0.3, "n": 1, "metric": "retrieval",
                                   "layer": 3},
+        "stats": {"p_values": "two-sided paired bootstrap, Holm-corrected: FAMILY IN WORDS"},
         "references": [{"model": "XLM-R base", "en": 85.8, "avg_15": 76.2, "source": "XLM-R paper"}],
         "selection_dev_en": {"none": {"0": 0.91, "1": 0.9}, "sst2": {"0": 0.85, "1": 0.6}},
         "alignment": {"headline_layer": 3, "n_layers": 4, "pooling": "mean", "best_layer_pretrained_retrieval": 1,
                       "at_headline_layer": {
-                          "P": {"retrieval": 0.25, "retrieval_centered": 0.5, "cka": 0.7},
-                          "I[sst2]": {"retrieval": 0.2, "retrieval_centered": 0.4, "cka": 0.6},
-                          "F[none]": {"retrieval": 0.1, "retrieval_centered": 0.3, "cka": 0.5},
-                          "F[sst2]": {"retrieval": 0.15, "retrieval_centered": 0.3, "cka": 0.55}}},
+                          "P": {"retrieval": 0.25, "retrieval_centered": 0.5, "cka": 0.7, "cka_debiased": 0.3,
+                                "language_id": 0.99, "language_id_low_data": 0.6},
+                          "I[sst2]": {"retrieval": 0.2, "retrieval_centered": 0.4, "cka": 0.6, "cka_debiased": 0.2},
+                          "F[none]": {"retrieval": 0.1, "retrieval_centered": 0.3, "cka": 0.5, "cka_debiased": 0.1},
+                          "F[sst2]": {"retrieval": 0.15, "retrieval_centered": 0.3, "cka": 0.55,
+                                      "cka_debiased": 0.12}},
+                      "retrieval_chance": 0.01, "language_id_chance": 0.5},
     }
 
 
 def test_narrative_is_generated_from_the_numbers():
     summary = _summary()
     text = narrative.narrative(summary, limits="LIMITS")
-    assert "2 seeds (0, 1)" in text and "`sst2` (500 examples)" in text and "800 examples" in text
+    assert "3 seeds (0, 1, 2)" in text and "`sst2` (500 examples)" in text and "800 examples" in text
     assert "English 90.0% (95% CI 85.0 to 95.0, sd 1.0 over seeds)" in text
     # the baseline's non-English interval contains chance; the task's does not
     assert "30.0% on average (95% CI 25.0 to 35.0); on average not distinguishable from chance" in text
     assert "38.0% on average (95% CI 36.0 to 40.0); transfer gap 42.0 points" in text
     assert "+2.0 points (95% CI -3.0 to 7.0 points; p = 0.400, Holm-adjusted p = 0.400: not significant)" in text
-    assert "Per language, significant in: en." in text and "nothing corrects across languages" in text
+    assert "Per language, significant in: en." in text and "FAMILY IN WORDS" in text
     assert "Run `sst2` seed 1 reached only 60.0% on English dev against 91.0%" in text
     assert "seed 0 reached only" not in text
-    assert "With 2 seeds, resampling seeds captures" in text
+    assert "With 3 seeds, resampling seeds captures" in text
     assert "layer 3 of 4" in text and "P's best retrieval layer is 1" in text
-    assert "retrieval 25.0% → 20.0%, centered 50.0% → 40.0%, CKA 0.70 → 0.60" in text
+    assert "retrieval 25.0% → 20.0%, centered 50.0% → 40.0%, debiased CKA 0.30 → 0.20 (biased 0.70 → 0.60)" in text
+    assert "(50.0% after centering each language; chance 1.0%)" in text
+    assert "debiased linear CKA is 0.30 (biased 0.70) with English" in text
+    assert ("language-identity probe reaches 99.0%, and trained on only 16 sentences per language 60.0% "
+            "(chance 50.0%; lower is more language-neutral)") in text
     assert "F[sst2] against F[none]: retrieval 15.0% against 10.0%" in text
     assert "Spearman ρ = 0.40 (95% bootstrap CI -0.30 to 0.90" in text and "interval includes zero" in text
     assert "XLM-R base (XLM-R paper): English 85.8%, average over 15 76.2%." in text
@@ -148,9 +156,15 @@ def test_narrative_is_generated_from_the_numbers():
     assert "Per language, significant in: en, fr." in text and "interval excludes zero" in text
     assert "a larger change in alignment went with a larger change in accuracy" in text
     summary.update(seeds=[0], xnli_split="dev")
+    for by_lang in summary["comparisons"].values():
+        for row in by_lang.values():
+            row["significant"] = None  # what build_summary writes with fewer than 3 seeds
     text = narrative.narrative(summary)
-    assert "With one seed the intervals cover only the sampling of test items" in text
+    assert "With one seed the intervals cover test items only" in text
     assert "English XNLI dev also selected the checkpoint" in text
+    assert "+2.0 points (95% CI -3.0 to 7.0 points, over test items only)" in text
+    assert "significant in" not in text and "Holm-adjusted" not in text
+    assert "A significance test needs at least 3 seeds" in text
 
 
 def test_narrative_without_intermediate_tasks_or_defined_correlation():
@@ -176,16 +190,28 @@ def test_delta_heatmap_marks_significant_cells():
     assert labels == ["+5.0*", "-1.0", "+2.0"]
 
 
-def test_headline_table_reports_fixed_and_best_layer():
+def test_headline_and_best_layer_tables():
     rows = []
     for layer, value in enumerate([0.1, 0.5, 0.3]):
         rows.append({"stage": "pretrained", "condition": "-", "metric": "retrieval", "layer": layer, "lang": "fr", "value": value})
         rows.append({"stage": "pretrained", "condition": "-", "metric": "language_id", "layer": layer, "lang": "all", "value": value})
-    table = narrative.headline_table(pd.DataFrame(rows), layer=2)
-    ret = table[table["metric"] == "retrieval"].iloc[0]
-    assert ret["layer 2 (headline)"] == 0.3 and ret["best layer"] == 1
-    lid = table[table["metric"] == "language_id"].iloc[0]
-    assert lid["best layer"] == 0  # lower is better for the language probe
+        rows.append({"stage": "final", "condition": "none", "metric": "retrieval", "layer": layer, "lang": "fr",
+                     "value": value / 2})
+    table = pd.DataFrame(rows)
+    head = narrative.headline_table(table, layer=2)
+    assert head.columns.tolist() == ["encoder", "retrieval", "language_id"]
+    assert head.set_index("encoder")["retrieval"].to_dict() == {"P": 0.3, "F[none]": 0.15}
+    best = narrative.best_layer_table(table).set_index("encoder")
+    assert best.loc["P", "retrieval"] == "1: 0.500"
+    assert best.loc["P", "language_id"] == "0: 0.100"  # lower is better for the language probe
+
+
+def test_long_tables_point_at_the_run_folder_and_short_ones_have_no_index():
+    short = narrative.show_table(pd.DataFrame({"lang": ["fr", "<b>de</b>"], "x": [0.12345, 1.0]}))
+    assert "<th>lang</th>" in short.data and "0.123" in short.data and "&lt;b&gt;de&lt;/b&gt;" in short.data
+    assert "<th></th>" not in short.data  # no index column
+    long = narrative.show_table(pd.DataFrame({"x": range(25)}), saved_as="token_lengths")
+    assert long.data == "25 rows: see `tables/token_lengths.csv`."
 
 
 def test_a_stage_reruns_only_when_a_setting_it_reads_changes(params):
@@ -229,7 +255,55 @@ def test_compact_tables_format_intervals_and_marks():
     intervals = pd.DataFrame({"condition": ["none", "none"], "lang": ["fr", "avg"], "mean": [0.5, 0.45],
                               "ci_low": [0.41, 0.4], "ci_high": [0.6, 0.5]})
     table = narrative.interval_table(intervals)
-    assert table.loc["none", "fr"] == "50.0 (41.0-60.0)" and list(table.columns) == ["fr", "avg"]
+    assert table.loc[0, "fr"] == "50.0 (41.0-60.0)" and list(table.columns) == ["condition", "fr", "avg"]
     comps = pd.DataFrame({"condition": ["t"], "lang": ["en"], "delta": [0.031], "ci_low": [0.01], "ci_high": [0.05],
                           "significant": [True]})
-    assert narrative.comparison_table(comps).loc["t", "en"] == "+3.1 [+1.0, +5.0]*"
+    assert narrative.comparison_table(comps).loc[0, "en"] == "+3.1 [+1.0, +5.0]*"
+    assert narrative.comparison_table(comps.assign(significant=[None])).loc[0, "en"] == "+3.1 [+1.0, +5.0]"
+
+
+def test_narrative_flags_what_went_wrong_and_says_what_each_condition_is():
+    summary = _summary()
+    summary["conditions"] = ["none", "sst2", "xnli_mt"]
+    summary["setting"] = {"none": "zero-shot", "sst2": "zero-shot", "xnli_mt": "translate-train"}
+    summary["sizes"] = {"mnli": {"trained": 800, "available": 1500},
+                        "tasks": {"sst2": {"trained": 720, "held_out": 80, "available": 800},
+                                  "xnli_mt": {"trained": 90, "held_out": 10, "available": 100}}}
+    summary["intermediate"] = {"sst2": {"metric": "accuracy", "score": 0.51, "chance": 0.5, "held_out": 80},
+                               "xnli_mt": {"metric": "accuracy", "score": 0.9, "chance": 1 / 3, "held_out": 10}}
+    summary["label_shares"] = {"gold": {"fr": {"entailment": 1 / 3, "neutral": 1 / 3, "contradiction": 1 / 3}},
+                               "predicted": {"none": {"fr": {"entailment": 0.04, "neutral": 0.86,
+                                                             "contradiction": 0.10},
+                                                      "en": {"entailment": 0.4, "neutral": 0.3,
+                                                             "contradiction": 0.3}}}}
+    text = narrative.narrative(summary)
+    assert "`sst2` (trained on 720 of 800 examples; 80 held out for the task's own score)" in text
+    assert "English MultiNLI fine-tuning on 800 of 1,500 examples" in text
+    assert "translate-train: it trains on machine-translated text of the evaluation languages" in text
+    assert "zero-shot for every condition but `xnli_mt`, which is translate-train (not zero-shot" in text
+    # sst2's held-out accuracy is within two standard errors of chance: flagged; xnli_mt's is not
+    assert "The intermediate task `sst2` did not learn: its held-out accuracy is 0.510 against chance 0.500" in text
+    assert "`xnli_mt` did not learn" not in text
+    assert 'The baseline predicts mostly one label in: fr (86.0% "neutral", gold 33.3%)' in text
+    assert "en (" not in text.split("predicts mostly one label in:")[1].split("\n")[0]
+
+
+def test_limits_are_generated_from_the_settings_and_the_profile_text_stays_text():
+    summary = _summary()
+    summary["design"] = {"encoder": "FacebookAI/xlm-roberta-base", "encoder_kind": "hub", "random_init": False,
+                         "xnli_source": "xtreme", "mnli_source": "local", "task_sources": {"sst2": "local"},
+                         "synthetic": False, "eval_split": "dev", "selection_split": "dev",
+                         "labels_from": None, "max_items": 300, "seeds": 1, "subsampled": {"mnli": 2000}}
+    text = narrative.narrative(summary, limits="Lab note <script>alert(1)</script> *loud*")
+    limits = text[text.index("**Limits of this profile.**"):]
+    assert "`FacebookAI/xlm\\-roberta\\-base` comes from the Hugging Face hub" in limits
+    assert "XNLI comes from xtreme files; MultiNLI from local data; `sst2` from local." in limits
+    assert "Evaluation is on XNLI dev, the split that also selects the checkpoint." in limits
+    assert "120 test items per language (a seeded sample of 300)" in limits
+    assert "1 seed: no spread over seeds, and no significance test." in limits
+    assert "Subsampled: MultiNLI to 2,000 examples." in limits
+    assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\*loud\\*" in limits and "<script>" not in text
+    assert "synthetic sample" not in limits
+    summary["design"].update(encoder_kind="tiny", synthetic=True, eval_split="test")
+    limits = narrative.narrative(summary)
+    assert "from random weights" in limits and "not findings about real languages" in limits

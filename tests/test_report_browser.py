@@ -20,6 +20,9 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SCRIPT_PAYLOAD = "<script>window.__xss = 'script'</script>"
 IMG_PAYLOAD = "<img src=x onerror=\"window.__xss = 'img'\">"
+# the same markup in the params' own prose
+PARAMS_DESCRIPTION = "Lab copy <img src=x onerror=\"window.__xss = 'description'\">"
+PARAMS_LIMITS = "Read with care <script>window.__xss = 'limits'</script>"
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +93,8 @@ def hostile_run(tmp_path_factory, root):
     params.mkdir()
     smoke = (root / "params" / "smoke.yaml").read_text()
     text = (smoke.replace("run_name: smoke", "run_name: hostile")
+            .replace("limits: >-\n", f"limits: >-\n  {PARAMS_LIMITS}\n")
+            .replace("description: >-\n", f"description: >-\n  {PARAMS_DESCRIPTION}\n")
             .replace("seeds: [0, 1]", "seeds: [0]")
             .replace("  source: sample\n  eval_split: test", f"  source: official\n  path: {data / 'xnli'}\n"
                      "  eval_split: test")
@@ -106,6 +111,7 @@ def test_dataset_markup_is_shown_as_text_and_never_runs(browser, hostile_run):
     assert page.evaluate("() => window.__xss === undefined")
     text = page.inner_text("body")
     assert SCRIPT_PAYLOAD in text and IMG_PAYLOAD in text  # visible, as typed
+    assert PARAMS_LIMITS in text and PARAMS_DESCRIPTION in text
     # no element came from the payloads: the only images are the report's own figures
     sources = page.eval_on_selector_all("img", "els => els.map(e => e.getAttribute('src'))")
     assert all(src.startswith("data:image/png;base64,") for src in sources)
@@ -113,3 +119,15 @@ def test_dataset_markup_is_shown_as_text_and_never_runs(browser, hostile_run):
     assert not any("__xss" in s for s in scripts)
     assert errors == []
     page.close()
+
+
+def test_one_seed_makes_no_significance_claim(hostile_run):
+    """The hostile run has one seed: significant is null everywhere and the report claims nothing."""
+    import json
+
+    summary = json.loads((hostile_run / "summary.json").read_text())
+    rows = [row for by_lang in summary["comparisons"].values() for row in by_lang.values()]
+    assert rows and all(row["significant"] is None for row in rows)
+    html = (hostile_run / "report.html").read_text(encoding="utf-8")
+    assert "Holm-adjusted" not in html and "A significance test needs at least 3 seeds" in html
+    assert "over test items only" in html

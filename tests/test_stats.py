@@ -114,7 +114,7 @@ def _predictions(seeds=(0, 1), items=200, langs=("en", "fr", "de"), effect=0.0, 
 
 
 def test_comparison_table_has_every_language_and_the_average():
-    preds = _predictions(effect=0.1)
+    preds = _predictions(seeds=(0, 1, 2), effect=0.1)
     table = stats.compare_conditions(preds, resamples=500)
     assert set(table["lang"]) == {"en", "fr", "de", "avg", "avg_non_en"} and set(table["condition"]) == {"task"}
     assert ((table["ci_low"] <= table["delta"]) & (table["delta"] <= table["ci_high"])).all()
@@ -137,26 +137,70 @@ def test_accuracy_intervals_report_mean_sd_and_interval():
     assert row["ci_low"] <= row["mean"] <= row["ci_high"] and row["seeds"] == 2 and row["items"] == 200
 
 
-def test_holm_runs_across_conditions_per_language():
-    preds = _predictions()
+def test_fewer_than_three_seeds_make_no_significance_claim():
+    for seeds in ((0,), (0, 1)):
+        table = stats.compare_conditions(_predictions(seeds=seeds, effect=0.3), resamples=300)
+        assert table["p"].max() < 0.01  # a large effect, yet no claim
+        assert table["significant"].isna().all() and (table["significant"].map(type) == type(None)).all()
+    table = stats.compare_conditions(_predictions(seeds=(0, 1, 2), effect=0.3), resamples=300)
+    assert table["significant"].map(type).eq(bool).all() and table["significant"].all()
+
+
+def test_holm_family_is_conditions_and_languages_by_default():
+    preds = _predictions(seeds=(0, 1, 2))
     extra = preds[preds.condition == "task"].assign(condition="other")
-    table = stats.compare_conditions(pd.concat([preds, extra]), resamples=500)
-    for _, group in table.groupby("lang"):
+    both = pd.concat([preds, extra])
+    table = stats.compare_conditions(both, resamples=500)
+    per_language = table[~table["lang"].str.startswith("avg")]
+    assert len(per_language) == 2 * 3  # two conditions x three languages: one family
+    assert per_language["p_holm"].to_numpy() == pytest.approx(stats.holm(per_language["p"].to_numpy()))
+    for _, group in table[table["lang"].str.startswith("avg")].groupby("lang"):
         assert group["p_holm"].to_numpy() == pytest.approx(stats.holm(group["p"].to_numpy()))
+    narrow = stats.compare_conditions(both, resamples=500, correct_across="conditions")
+    for _, group in narrow.groupby("lang"):
+        assert group["p_holm"].to_numpy() == pytest.approx(stats.holm(group["p"].to_numpy()))
+    assert (narrow["p_holm"] <= table["p_holm"] + 1e-12).all()
 
 
 def test_alignment_vs_transfer_pairs_changes_by_language():
     langs = ["fr", "de", "es", "zh"]
-    align_rows, acc_rows = [], []
+    align_rows, pred_rows = [], []
+    items = np.arange(200)
     for cond, shift in (("none", 0.0), ("task", 1.0)):
-        for i, lang in enumerate(langs + ["en"]):
-            align_rows.append({"stage": "final", "condition": cond, "seed": 0, "layer": 2, "lang": lang,
-                               "metric": "retrieval", "value": 0.5 + shift * 0.01 * i})
-            acc_rows.append({"condition": cond, "seed": 0, "lang": lang, "accuracy": 0.4 + shift * 0.02 * i})
-    result, points = stats.alignment_vs_transfer(pd.DataFrame(align_rows), pd.DataFrame(acc_rows), layer=2,
-                                                 resamples=200)
+        for seed in (0, 1):
+            for i, lang in enumerate(langs + ["en"]):
+                align_rows.append({"stage": "final", "condition": cond, "seed": seed, "layer": 2, "lang": lang,
+                                   "metric": "retrieval", "value": 0.5 + shift * 0.01 * i})
+                # the task gains 10 * i items of 200 in language i: accuracy change 0.05 * i
+                correct = items < 80 + shift * 10 * i
+                pred_rows.append(pd.DataFrame({"condition": cond, "seed": seed, "lang": lang, "id": items,
+                                               "correct": correct}))
+    result, points = stats.alignment_vs_transfer(pd.DataFrame(align_rows), pd.concat(pred_rows), layer=2,
+                                                 resamples=300)
     assert len(points) == 4 and set(points["lang"]) == set(langs)
+    assert points.set_index("lang")["accuracy_change"].to_dict() == pytest.approx(
+        {"fr": 0.0, "de": 0.05, "es": 0.10, "zh": 0.15})
     assert result["spearman"] == pytest.approx(1.0) and result["n"] == 4 and result["layer"] == 2
+    assert "seed x item bootstrap" in result["method"]
+
+
+def test_alignment_vs_transfer_interval_carries_item_noise():
+    """Changes in accuracy too small for the test items: the interval of rho must be wide (a
+    bootstrap over the points alone would see a perfect rank order and say [1, 1])."""
+    rng = np.random.default_rng(3)
+    langs = [f"l{i}" for i in range(8)]
+    align_rows, pred_rows = [], []
+    for cond, shift in (("none", 0), ("task", 1)):
+        for seed in (0, 1, 2):
+            for i, lang in enumerate(langs + ["en"]):
+                align_rows.append({"stage": "final", "condition": cond, "seed": seed, "layer": 1, "lang": lang,
+                                   "metric": "retrieval", "value": 0.3 + shift * 0.01 * i})
+                correct = rng.random(150) < 0.6 + shift * 0.002 * i
+                pred_rows.append(pd.DataFrame({"condition": cond, "seed": seed, "lang": lang, "id": np.arange(150),
+                                               "correct": correct}))
+    result, _ = stats.alignment_vs_transfer(pd.DataFrame(align_rows), pd.concat(pred_rows), layer=1, resamples=500)
+    low, high = result["ci95"]
+    assert low < 0 < high and high - low > 0.8
 
 
 def test_docstring_examples_run():
@@ -164,3 +208,72 @@ def test_docstring_examples_run():
 
     result = doctest.testmod(stats, verbose=False)
     assert result.attempted >= 3 and result.failed == 0
+
+
+def _simulated_study(rng, *, effect: float, seeds: int = 3, items: int = 2000, languages: int = 15):
+    """Correctness ``{condition: (seeds, languages, items)}`` of a simulated study, language 0 being
+    English. Each run answers item i right when ``u_i + e + s > theta``: ``u_i`` the item's ease,
+    ``e`` run-level noise per item (two runs agree on about 88% of items), ``s`` a shift of the whole
+    run (a seed's luck, shared by its languages; seed sd about 0.7 points); accuracy about 70%.
+    ``effect`` shifts every non-English language of the treated condition."""
+    from scipy.stats import norm
+
+    noise, run_shift = 0.3, 0.017
+    theta = norm.ppf(0.3) * np.sqrt(1 + noise ** 2)
+    ease = rng.normal(size=(languages, items))
+    out = {}
+    for cond in ("none", "task"):
+        shift = np.full((languages, 1), effect if cond == "task" else 0.0)
+        shift[0] = 0.0
+        runs = [ease + rng.normal(0, noise, ease.shape) + rng.normal(0, run_shift) + shift > theta
+                for _ in range(seeds)]
+        out[cond] = np.stack(runs).astype(np.float64)
+    return out
+
+
+def _significant_in(study, *, resamples: int = 1000) -> pd.DataFrame:
+    """The study's comparison table, built as ``compare_conditions`` builds it: paired bootstrap
+    per language and average, then Holm within the default families and the seeds rule."""
+    t, b = study["task"], study["none"]
+    n_langs = t.shape[1]
+    groups = {f"l{j}": [j] for j in range(n_langs)}
+    groups.update(avg=list(range(n_langs)), avg_non_en=list(range(1, n_langs)))
+    rows = []
+    for lang, members in groups.items():
+        r = stats.paired_comparison(t[:, members].mean(1), b[:, members].mean(1), resamples=resamples, seed=0)
+        rows.append({"condition": "task", "lang": lang, "delta": r.estimate, "p": r.p})
+    return stats.holm_table(pd.DataFrame(rows), seeds=t.shape[0])
+
+
+@pytest.mark.slow
+def test_null_studies_rarely_call_a_language_significant_and_real_effects_are_found():
+    rng = np.random.default_rng(2026)
+    first = _simulated_study(rng, effect=0.0)
+    agreement = (first["none"][0] == first["none"][1]).mean()
+    seed_sd = first["none"].mean(axis=(1, 2)).std(ddof=1)
+    assert 0.86 < agreement < 0.90  # the simulation is what it claims
+    hits, tests = 0, 0
+    n_null = 400
+    for _ in range(n_null):
+        table = _significant_in(_simulated_study(rng, effect=0.0))
+        per_language = table[~table["lang"].str.startswith("avg")]
+        hits += int(per_language["significant"].sum())
+        tests += len(per_language)
+    rate = hits / tests
+    mc_se = np.sqrt(0.05 * 0.95 / tests)
+    assert rate <= 0.05 + 2.5 * mc_se, (rate, seed_sd)
+    # a planted effect of 3 points on every non-English language is found on their average
+    found = 0
+    n_power = 100
+    for _ in range(n_power):
+        table = _significant_in(_simulated_study(rng, effect=0.075)).set_index("lang")
+        found += bool(table.loc["avg_non_en", "significant"])
+    assert found / n_power >= 0.80
+
+
+def test_planted_effect_size_is_three_points():
+    """The effect used for the power check moves non-English accuracy by about 3 points."""
+    rng = np.random.default_rng(7)
+    study = _simulated_study(rng, effect=0.075, seeds=10, items=20000, languages=3)
+    gain = study["task"][:, 1:].mean() - study["none"][:, 1:].mean()
+    assert 0.025 < gain < 0.035

@@ -58,8 +58,12 @@ def hand_made_run(tmp_path, smoke_yaml):
         "predictions": preds, "accuracy": acc, "accuracy_mean": evaluation.mean_over_seeds(acc),
         "transfer_summary": evaluation.transfer_summary(acc, languages=["en", "fr"]),
         "alignment": _alignment(),
-        "training_data": pd.DataFrame({"dataset": ["mnli", "sst2"], "used": [800, 720]}),
-        "intermediate_results": pd.DataFrame({"condition": ["sst2"], "seed": [0], "train_examples": [648]}),
+        "training_data": pd.DataFrame({"dataset": ["mnli", "sst2"], "rows_read": [1500, 900],
+                                       "dropped_no_consensus": [10, 0], "dropped_unusable": [0, 100],
+                                       "used": [800, 720]}),
+        "intermediate_results": pd.DataFrame({"condition": ["sst2"], "seed": [0], "train_examples": [648],
+                                              "heldout_examples": [72], "heldout_accuracy": [0.5],
+                                              "heldout_metric": ["accuracy"], "chance": [0.5]}),
         "probe_set": pd.DataFrame({"sid": ["p:1", "p:2", "p:1", "p:2"], "lang": ["en", "en", "fr", "fr"]}),
         "selection": pd.DataFrame({"condition": ["none", "sst2"], "seed": [0, 0], "dev_en_accuracy": [0.9, 0.7]}),
     }
@@ -81,7 +85,18 @@ def test_summary_of_a_hand_made_run(hand_made_run):
     assert comparison["fr"]["delta"] == 0.5 and comparison["en"]["delta"] == -0.25
     assert comparison["avg"]["delta"] == pytest.approx(0.125)
     assert summary["transfer"]["none"]["transfer_gap"] == 0.5
-    assert summary["sizes"] == {"mnli_train": 800, "tasks": {"sst2": 648}, "probe_sentences_per_language": 2}
+    assert summary["sizes"] == {"mnli": {"trained": 800, "available": 1490},
+                                "tasks": {"sst2": {"trained": 648, "held_out": 72, "available": 800}},
+                                "probe_sentences_per_language": 2}
+    assert summary["setting"] == {"none": "zero-shot", "sst2": "zero-shot"}
+    assert summary["intermediate"]["sst2"] == {"metric": "accuracy", "score": 0.5, "chance": 0.5, "held_out": 72}
+    shares = summary["label_shares"]
+    assert shares["gold"]["fr"] == {"entailment": 0.5, "neutral": 0.25, "contradiction": 0.25}
+    # none's French predictions: item 0 right (label 0), items 1-3 wrong (labels 2, 0, 1 predicted)
+    assert shares["predicted"]["none"]["fr"] == {"entailment": 0.5, "neutral": 0.25, "contradiction": 0.25}
+    assert summary["design"]["encoder_kind"] == "tiny" and summary["design"]["synthetic"]
+    assert summary["stats"]["seeds"] == 1 and "not claimed" in summary["stats"]["significance"]
+    assert all(row["significant"] is None for by_lang in summary["comparisons"].values() for row in by_lang.values())
     assert summary["items_per_language"] == 4
     alignment = summary["alignment"]
     assert alignment["headline_layer"] == 2 and alignment["n_layers"] == 2

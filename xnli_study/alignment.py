@@ -283,11 +283,12 @@ def _sid_key(sid: str) -> tuple:
 # ---- the layer x language table ---------------------------------------------------------------
 PAIRWISE_METRICS = ("retrieval_en_to_x", "retrieval_x_to_en", "retrieval",
                     "retrieval_centered_en_to_x", "retrieval_centered_x_to_en", "retrieval_centered",
-                    "cka", "cosine_margin")
+                    "cka_debiased", "cka", "cosine_margin")
+#: the low-data language-identity probe: training vectors per language
+LOW_DATA_PER_LANGUAGE = 16
 
 
-def alignment_metrics(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[int] | None = None,
-                      debiased_cka: bool = False) -> pd.DataFrame:
+def alignment_metrics(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[int] | None = None) -> pd.DataFrame:
     """Every pairwise metric of English against each other language, layer by layer.
 
     Args:
@@ -295,8 +296,10 @@ def alignment_metrics(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[
             :func:`sentence_embeddings`; must hold ``en``.
         layers: layer indices to score (default: all).
     Returns:
-        tidy frame ``layer, lang, metric, value`` with the metrics of ``PAIRWISE_METRICS``
-        (``retrieval`` is the mean of both directions; likewise ``retrieval_centered``).
+        tidy frame ``layer, lang, metric, value, chance`` with the metrics of ``PAIRWISE_METRICS``
+        (``retrieval`` is the mean of both directions; likewise ``retrieval_centered``;
+        ``cka_debiased`` is the headline CKA, ``cka`` the biased estimate beside it). ``chance`` is
+        the value of unrelated vectors: 1/n for retrieval, 0 for CKA and the margin.
     """
     en = embeddings["en"]
     layers = list(range(en.shape[0])) if layers is None else list(layers)
@@ -312,29 +315,73 @@ def alignment_metrics(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[
                 "retrieval_en_to_x": e2x, "retrieval_x_to_en": x2e, "retrieval": (e2x + x2e) / 2,
                 "retrieval_centered_en_to_x": ce2x, "retrieval_centered_x_to_en": cx2e,
                 "retrieval_centered": (ce2x + cx2e) / 2,
-                "cka": linear_cka(a, b, debiased=debiased_cka),
+                "cka_debiased": linear_cka(a, b, debiased=True) if len(a) >= 4 else np.nan,
+                "cka": linear_cka(a, b),
                 "cosine_margin": translation_cosine_margin(a, b),
             }
-            rows += [{"layer": layer, "lang": lang, "metric": k, "value": v} for k, v in values.items()]
+            n = len(a)
+            rows += [{"layer": layer, "lang": lang, "metric": k, "value": v,
+                      "chance": 1 / n if k.startswith("retrieval") else 0.0} for k, v in values.items()]
     return pd.DataFrame(rows)
+
+
+def language_id_low_data(embeddings: Mapping[str, np.ndarray], *, per_language: int = LOW_DATA_PER_LANGUAGE,
+                         repeats: int = 5, seed: int = 0) -> float:
+    """The language-identity probe trained on few vectors: ``per_language`` sentences of each
+    language train it, the other sentences (all their translations) test it; the mean accuracy
+    over ``repeats`` random draws of the training sentences.
+
+    With hundreds of training vectors the probe is at ceiling for almost every encoder; with a
+    handful it separates encoders by how language-neutral their vectors are. Chance is 1/k.
+
+    >>> rng = np.random.default_rng(0)
+    >>> e = {"en": rng.normal(size=(40, 8)), "fr": rng.normal(size=(40, 8)) + 5}
+    >>> language_id_low_data(e, per_language=4)
+    1.0
+    """
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    langs = list(embeddings)
+    n = len(next(iter(embeddings.values())))
+    if not 0 < per_language < n:
+        raise ValueError(f"per_language must be between 1 and {n - 1} (the sentences per language)")
+    x = np.stack([np.asarray(embeddings[lang], dtype=np.float32) for lang in langs])  # (k, n, d)
+    rng = np.random.default_rng(seed)
+    scores = []
+    for _ in range(repeats):
+        order = rng.permutation(n)
+        train, test = order[:per_language], order[per_language:]
+        clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=1.0))
+        clf.fit(x[:, train].reshape(-1, x.shape[-1]), np.repeat(np.arange(len(langs)), len(train)))
+        predicted = clf.predict(x[:, test].reshape(-1, x.shape[-1]))
+        scores.append(float((predicted == np.repeat(np.arange(len(langs)), len(test))).mean()))
+    return float(np.mean(scores))
 
 
 def language_id_by_layer(embeddings: Mapping[str, np.ndarray], *, layers: Sequence[int] | None = None,
                          rows: np.ndarray | None = None, folds: int = 5, seed: int = 0) -> pd.DataFrame:
-    """:func:`language_id_probe` at each layer, on the sentences ``rows`` (default: all).
+    """:func:`language_id_probe` and :func:`language_id_low_data` at each layer, on the sentences
+    ``rows`` (default: all).
 
-    Returns a frame ``layer, lang='all', metric='language_id', value``.
+    Returns a frame ``layer, lang='all', metric, value, chance`` with the metrics ``language_id``
+    and ``language_id_low_data`` (lower = more language-neutral) and ``chance`` = 1/languages.
     """
     first = next(iter(embeddings.values()))
     layers = list(range(first.shape[0])) if layers is None else list(layers)
     rows = np.arange(first.shape[1]) if rows is None else np.asarray(rows)
     folds = min(folds, len(rows))
-    return pd.DataFrame([
-        {"layer": layer, "lang": "all", "metric": "language_id",
-         "value": language_id_probe({k: np.asarray(v[layer][rows], dtype=np.float32)
-                                     for k, v in embeddings.items()}, folds=folds, seed=seed)}
-        for layer in layers
-    ])
+    chance = 1 / len(embeddings)
+    out = []
+    for layer in layers:
+        vectors = {k: np.asarray(v[layer][rows], dtype=np.float32) for k, v in embeddings.items()}
+        out.append({"layer": layer, "lang": "all", "metric": "language_id", "chance": chance,
+                    "value": language_id_probe(vectors, folds=folds, seed=seed)})
+        if len(rows) > LOW_DATA_PER_LANGUAGE:
+            out.append({"layer": layer, "lang": "all", "metric": "language_id_low_data", "chance": chance,
+                        "value": language_id_low_data(vectors, seed=seed)})
+    return pd.DataFrame(out)
 
 
 def headline_layer(setting: int | str, n_layers: int) -> int:

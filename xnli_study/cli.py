@@ -21,6 +21,7 @@ from .stages import STAGES
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    _warn(load_params(args.params))
     run_dir = run_study(args.params, stages=args.stages, out=args.out, force=args.force,
                         progress=not args.quiet)
     print(f"done: {run_dir}")
@@ -30,8 +31,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn(config) -> None:
+    for line in config.subsampling_warnings():
+        print(f"warning: {line}", file=sys.stderr)
+
+
 def _cmd_check(args: argparse.Namespace) -> int:
     config = load_params(args.params)
+    _warn(config)
     preflight(config)
     print(f"{args.params}: valid (profile {config.profile}, run folder {config.run_dir})")
     return 0

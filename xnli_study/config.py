@@ -72,7 +72,9 @@ class XnliConfig(_Strict):
     labels_lang: str | None = None
     hub_id: str = "facebook/xnli"
     eval_split: Literal["dev", "test"] = "test"
-    max_items: int | None = Field(None, ge=1)  # cap per language and split (first items, parallel)
+    # cap per language and split: a seeded random sample of item ids, the same in every language
+    max_items: int | None = Field(None, ge=1)
+    items_seed: int = 0
     sample_items: int = Field(120, ge=60)  # test items per language written for source=sample
 
     @model_validator(mode="after")
@@ -156,6 +158,9 @@ class StatsConfig(_Strict):
 
     resamples: int = Field(2000, ge=200)
     seed: int = 0
+    # the Holm family: every (condition, language) test together (default), or, narrower, each
+    # language across conditions only; the averages over languages are corrected across conditions
+    correct_across: Literal["conditions_and_languages", "conditions"] = "conditions_and_languages"
 
 
 class StudyConfig(_Strict):
@@ -259,6 +264,23 @@ class StudyConfig(_Strict):
         if p.is_absolute() or self.data_dir is None:
             return self.path(value)
         return (self.path(self.data_dir) / p).resolve()
+
+    def subsampling_warnings(self) -> list[str]:
+        """One line for each training set that a profile other than ``smoke`` subsamples without
+        saying so: ``max_examples`` left out means a 2,000-example subsample. Writing the value out
+        (``max_examples: 2000``, or ``null`` for every row) says it."""
+        if self.profile == "smoke":
+            return []
+        implicit = []
+        if "max_examples" not in self.mnli.model_fields_set:
+            implicit.append("mnli.max_examples")
+        for task in self.intermediate_conditions:
+            settings = self.tasks.get(task)
+            if settings is None or "max_examples" not in settings.model_fields_set:
+                implicit.append(f"tasks.{task}.max_examples")
+        return [f"{key} is not set: training uses a seeded subsample of {MnliConfig().max_examples:,} examples; "
+                f"write {key.split('.')[-1]}: null for every row, or a number to keep a subsample"
+                for key in implicit]
 
     def task_data(self, name: str) -> TaskDataConfig:
         """The data settings of task ``name`` (defaults when the params do not set them)."""

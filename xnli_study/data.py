@@ -212,12 +212,17 @@ def check_parallel(frame: pd.DataFrame) -> None:
             raise DataError(f"XNLI languages are not parallel: labels of {lang!r} differ")
 
 
-def cap_items(frame: pd.DataFrame, max_items: int | None) -> pd.DataFrame:
-    """Keep the first ``max_items`` items of every language (the same ids everywhere)."""
+def cap_items(frame: pd.DataFrame, max_items: int | None, *, seed: int = 0) -> pd.DataFrame:
+    """Keep a seeded random sample of ``max_items`` item ids, the same ids in every language, in
+    their original order. Not the first items: XNLI files run genre by genre, so the first N
+    would skew the genres."""
     if max_items is None:
         return frame
     first_lang = frame["lang"].iloc[0]
-    keep = frame.loc[frame["lang"] == first_lang, "id"].iloc[:max_items]
+    ids = frame.loc[frame["lang"] == first_lang, "id"]
+    if max_items >= len(ids):
+        return frame.reset_index(drop=True)
+    keep = ids.sample(n=max_items, random_state=seed)
     return frame[frame["id"].isin(set(keep))].reset_index(drop=True)
 
 
@@ -406,7 +411,7 @@ def load_xnli(config, *, split: str, run_dir: str | Path) -> pd.DataFrame:
                                   lang=x.labels_lang if x.labels_lang in languages else None)
     else:
         frame = load_xnli_hub(x.hub_id, split=split, languages=languages)
-    frame = cap_items(frame, x.max_items)
+    frame = cap_items(frame, x.max_items, seed=x.items_seed)
     check_parallel(frame)
     return frame
 

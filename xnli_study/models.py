@@ -260,6 +260,29 @@ def load_classifier(name: str, *, num_labels: int, seed: int, label_names: tuple
         )
 
 
+def load_nli_start(pretrained: str, encoder: str | None, *, seed: int, label_names: tuple[str, ...],
+                   revision: str | None = None):
+    """The starting point of an MNLI model F_t: the same for every condition but its encoder layers.
+
+    The classifier is built on P (``pretrained``), so its head is initialised from ``seed`` and its
+    pooler is P's, whatever the condition (STUDY.md section 1: equal starting points). For a
+    condition with an intermediate encoder (``encoder``, a folder written by :func:`save_encoder`),
+    that encoder's embeddings and layers then replace P's; its pooler, if it has one, is not used
+    (after a QA task a BERT encoder has none, after a classification task a trained one).
+    Raises ``DataError`` when the intermediate encoder does not fit P's architecture.
+    """
+    model = load_classifier(pretrained, num_labels=len(label_names), label_names=label_names, seed=seed,
+                            revision=revision)
+    if encoder is None:
+        return model
+    trained = {k: v for k, v in load_encoder(encoder).state_dict().items() if not k.startswith("pooler.")}
+    missing, unexpected = model.base_model.load_state_dict(trained, strict=False)
+    if unexpected or [k for k in missing if not k.startswith("pooler.")]:
+        raise DataError(f"{encoder}: the intermediate encoder does not fit P's architecture "
+                        f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    return model
+
+
 _HEADS = {"single": "AutoModelForSequenceClassification", "pair": "AutoModelForSequenceClassification",
           "multiple_choice": "AutoModelForMultipleChoice", "extractive_qa": "AutoModelForQuestionAnswering"}
 

@@ -7,11 +7,16 @@ format tables for reading. Every number in them comes from the run; nothing is t
 
 from __future__ import annotations
 
+import html
+import re
+
 import numpy as np
 import pandas as pd
+from IPython.display import HTML, Markdown
 
-from .languages import XNLI_LANGUAGES
+from .languages import XNLI_LANGUAGES, encoder_label
 from .runfolder import table_name
+from .stats import MIN_SEEDS, is_claimed
 
 
 def _pct(x: float) -> str:
@@ -36,10 +41,55 @@ def _p(p: float) -> str:
 
 
 def _significance(row: dict) -> str:
-    """A comparison in words: the change in points, its interval and whether it is significant."""
+    """A comparison in words: the change in points, its interval and, where the seeds allow a test
+    (``significant`` not None), whether it is significant after Holm."""
+    if row["significant"] is None:
+        return f"{_pts(row['delta'])} points ({_interval(row['ci95'])} points, over test items only)"
     words = "significant" if row["significant"] else "not significant"
     return (f"{_pts(row['delta'])} points ({_interval(row['ci95'])} points; {_p(row['p'])}, Holm-adjusted "
             f"{_p(row['p_holm'])}: {words})")
+
+
+def _no_claim(n_seeds: int) -> str:
+    """Why a run with too few seeds makes no significance claim."""
+    return (f"With {_plural(n_seeds, 'seed')}, the intervals cover the sampling of test items only, not the "
+            f"variation between training runs: no difference is called significant. A significance test "
+            f"needs at least {MIN_SEEDS} seeds (set `seeds: [0, 1, 2]` or more).")
+
+
+def _chance_note(chance: float | None) -> str:
+    return f"; chance {_pct(chance)}" if chance else ""
+
+
+def _cka(values: dict) -> str:
+    """``debiased linear CKA 0.12 (biased 0.70)``: the headline CKA with the biased one beside it."""
+    if values.get("cka_debiased") is None:
+        return f"linear CKA {values['cka']:.2f} (biased estimate)"
+    return f"debiased linear CKA is {values['cka_debiased']:.2f} (biased {values['cka']:.2f})"
+
+
+def _cka_change(before: dict, after: dict, *, word: str = "→") -> str:
+    if before.get("cka_debiased") is None or after.get("cka_debiased") is None:
+        return f"CKA (biased) {before['cka']:.2f} {word} {after['cka']:.2f}"
+    return (f"debiased CKA {before['cka_debiased']:.2f} {word} {after['cka_debiased']:.2f} "
+            f"(biased {before['cka']:.2f} {word} {after['cka']:.2f})")
+
+
+def _language_id(values: dict, chance: float | None) -> str:
+    """The language-identity probes of an encoder, with chance beside them (lower = more neutral)."""
+    if "language_id" not in values:
+        return ""
+    text = f"; the language-identity probe reaches {_pct(values['language_id'])}"
+    if values.get("language_id_low_data") is not None:
+        text += (f", and trained on only 16 sentences per language {_pct(values['language_id_low_data'])}")
+    if chance:
+        text += f" (chance {_pct(chance)}; lower is more language-neutral)"
+    return text
+
+
+def _per_language_claims(by_lang: dict) -> str:
+    sig = [lang for lang, r in by_lang.items() if not lang.startswith("avg") and is_claimed(r["significant"])]
+    return f"Per language, significant in: {', '.join(sig)}." if sig else "No single language changes significantly."
 
 
 def _plural(n: int, word: str) -> str:
@@ -49,8 +99,11 @@ def _plural(n: int, word: str) -> str:
 def _seeds_caveat(n_seeds: int) -> str:
     """What the intervals cover, given the number of seeds (a sentence, with a leading space)."""
     if n_seeds == 1:
-        return (" With one seed the intervals cover only the sampling of test items, not the variation "
-                "between training runs, which is often larger: read them as lower bounds on the uncertainty.")
+        return (" With one seed the intervals cover test items only, not the variation between training "
+                "runs, which is often larger: read them as lower bounds on the uncertainty.")
+    if n_seeds < MIN_SEEDS:
+        return (f" With {n_seeds} seeds the intervals rest on test items only ({n_seeds} runs cannot "
+                "estimate the variation between training runs): read them as lower bounds on the uncertainty.")
     if n_seeds < 5:
         return (f" With {n_seeds} seeds, resampling seeds captures the variation between training runs "
                 "only roughly: read the intervals as optimistic.")
@@ -75,6 +128,71 @@ def _transfer_verdict(at_chance: bool, gap: float) -> str:
     return f"transfer gap {100 * gap:.1f} points."
 
 
+#: a language where one label takes more than this share of the predictions is flagged
+ONE_LABEL_SHARE = 0.70
+
+
+def _task_size(size) -> str:
+    """``trained on 720 of 800 examples, 80 held out for the task's own score``."""
+    if not isinstance(size, dict):
+        return f"{size if size is not None else '?'} examples"
+    return (f"trained on {size['trained']:,} of {size['available']:,} examples; {size['held_out']:,} "
+            "held out for the task's own score")
+
+
+def _mnli_size(sizes: dict) -> str:
+    mnli = sizes.get("mnli")
+    if not mnli:
+        return f"on {sizes.get('mnli_train', '?')} examples"
+    return f"on {mnli['trained']:,} of {mnli['available']:,} examples"
+
+
+def _setting_note(setting: str | None) -> str:
+    return "; translate-train: it trains on machine-translated text of the evaluation languages" \
+        if setting == "translate-train" else ""
+
+
+def _evaluation_setting(setting: dict) -> str:
+    """Zero-shot, except for translate-train conditions, which are named."""
+    translated = [c for c, s in setting.items() if s == "translate-train"]
+    if not translated:
+        return "zero-shot (no condition sees a non-English NLI label)"
+    names = ", ".join(f"`{c}`" for c in translated)
+    return (f"zero-shot for every condition but {names}, which is translate-train (not zero-shot: it "
+            "trains on machine-translated text of the evaluation languages)")
+
+
+def _stalled_tasks(intermediate: dict) -> list[str]:
+    """A line for each intermediate task whose held-out score is not above chance (within two
+    binomial standard errors of its held-out size)."""
+    lines = []
+    for task, r in intermediate.items():
+        if r.get("score") is None or r.get("chance") is None:
+            continue
+        if r["score"] <= r["chance"] + 2 * np.sqrt(r["chance"] * (1 - r["chance"]) / max(r["held_out"], 1)):
+            lines.append(f"- The intermediate task `{task}` did not learn: its held-out {r['metric']} is "
+                         f"{r['score']:.3f} against chance {r['chance']:.3f} ({r['held_out']} held-out examples). "
+                         f"Whatever `{task}` changes downstream comes from training that failed on its own task.")
+    return lines
+
+
+def _one_label_languages(shares: dict) -> list[str]:
+    """Languages where one label takes more than ``ONE_LABEL_SHARE`` of a condition's predictions."""
+    lines = []
+    for cond, by_lang in shares.get("predicted", {}).items():
+        flagged = []
+        for lang, dist in by_lang.items():
+            label, share = max(dist.items(), key=lambda kv: kv[1])
+            if share > ONE_LABEL_SHARE:
+                gold = shares.get("gold", {}).get(lang, {}).get(label)
+                flagged.append(f"{lang} ({_pct(share)} \"{label}\"" + (f", gold {_pct(gold)})" if gold is not None else ")"))
+        if flagged:
+            name = "The baseline" if cond == "none" else f"`{cond}`"
+            lines.append(f"- {name} predicts mostly one label in: {', '.join(flagged)}: its accuracy there "
+                         "comes from a default answer, not from reading the pair.")
+    return lines
+
+
 def narrative(summary: dict, *, limits: str = "") -> str:
     """The report's results section, in Markdown, generated from ``summary``: every number in it
     comes from the run."""
@@ -85,26 +203,29 @@ def narrative(summary: dict, *, limits: str = "") -> str:
     conds = [c for c in summary["conditions"] if c != "none"]
     langs = summary["languages"]
     lines = ["### What was run", ""]
-    tasks = (", ".join(f"`{c}` ({sizes.get('tasks', {}).get(c, '?')} examples)" for c in conds)
-             if conds else "none (the baseline only)")
+    setting = summary.get("setting", {})
+    tasks = ", ".join(f"`{c}` ({_task_size(sizes.get('tasks', {}).get(c))}{_setting_note(setting.get(c))})"
+                      for c in conds) if conds else "none (the baseline only)"
     lines.append(
         f"Profile `{summary['profile']}`; encoder `{summary['encoder']}`; intermediate tasks: {tasks}; "
         f"baseline `none` (no intermediate task). {_plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}), "
-        f"shared by every condition. English MultiNLI fine-tuning on {sizes.get('mnli_train', '?')} examples, "
-        f"the checkpoint selected on English XNLI dev only; zero-shot evaluation on XNLI "
+        f"shared by every condition. English MultiNLI fine-tuning {_mnli_size(sizes)}, "
+        f"the checkpoint selected on English XNLI dev only; evaluation on XNLI "
         f"{summary['xnli_split']} ({summary['xnli_source']}), {items} items in each of "
-        f"{len(langs)} languages. Accuracies are means over seeds with 95% bootstrap intervals "
-        f"(resampling seeds and test items); chance is {_pct(chance)}." + _seeds_caveat(len(seeds)))
+        f"{len(langs)} languages, {_evaluation_setting(setting)}. Accuracies are means over seeds with 95% "
+        f"bootstrap intervals (resampling seeds and test items); chance is {_pct(chance)}." + _seeds_caveat(len(seeds)))
     if summary["xnli_split"] == "dev":
-        lines.append("English XNLI dev also selected the checkpoint, so the English accuracy here is "
-                     "slightly optimistic; the other languages are unaffected.")
+        lines.append("English XNLI dev also selected the checkpoint, and dev is 15-way parallel: selection "
+                     "on English dev favours the translations of the same items, so every language's "
+                     "accuracy here is optimistic, English most.")
+    lines += _stalled_tasks(summary.get("intermediate", {}))
     acc, ci = summary["xnli_accuracy"], summary.get("xnli_accuracy_ci95", {})
     avg = summary.get("xnli_accuracy_avg", {})
-    lines += ["", "### Zero-shot transfer", ""]
+    lines += ["", "### Transfer to the other languages", ""]
     for cond in summary["conditions"]:
         if cond not in acc:
             continue
-        name = "The baseline" if cond == "none" else f"With `{cond}`"
+        name = "The baseline" if cond == "none" else f"With `{cond}`{_setting_note(setting.get(cond))}"
         en_ci = ci.get(cond, {}).get("en")
         non_en = avg.get(cond, {}).get("avg_non_en", summary["transfer"][cond]["avg_non_en"])
         non_en_ci = ci.get(cond, {}).get("avg_non_en")
@@ -115,6 +236,7 @@ def narrative(summary: dict, *, limits: str = "") -> str:
             f"- {name}: English {_pct(acc[cond]['en'])}{_spread(en_ci, sd, len(seeds))}; the other "
             f"{len(langs) - 1} languages {_pct(non_en)} on average{_in_parentheses(non_en_ci)}; "
             + _transfer_verdict(at_chance, summary["transfer"][cond]["transfer_gap"]))
+    lines += _one_label_languages(summary.get("label_shares", {}))
     runs = [(cond, seed, a) for cond, by_seed in summary.get("selection_dev_en", {}).items()
             for seed, a in by_seed.items() if a is not None]
     if runs:
@@ -128,19 +250,18 @@ def narrative(summary: dict, *, limits: str = "") -> str:
     comps = summary.get("comparisons", {})
     if comps:
         lines += ["", "### Against the baseline", ""]
+        claims = len(seeds) >= MIN_SEEDS
         for cond, by_lang in comps.items():
             head = by_lang.get("avg_non_en") or by_lang["avg"]
-            sig = [lang for lang, r in by_lang.items() if not lang.startswith("avg") and r["significant"]]
             lines.append(
                 f"- `{cond}` minus `none`, mean over the non-English languages: {_significance(head)}. "
-                f"Over all {len(langs)} languages: {_significance(by_lang['avg'])}. "
-                + (f"Per language, significant in: {', '.join(sig)}." if sig else
-                   "No single language changes significantly."))
-        holm = (f"Holm correction runs across the {len(comps)} conditions, separately for each language "
-                "and each average, not across languages" if len(comps) > 1 else
-                "With one condition, Holm correction changes nothing; nothing corrects across languages")
-        lines.append(f"  {holm}: with {len(langs)} languages, expect about one false positive in twenty "
-                     "per-language tests. p-values come from the same paired bootstrap as the intervals.")
+                f"Over all {len(langs)} languages: {_significance(by_lang['avg'])}."
+                + (f" {_per_language_claims(by_lang)}" if claims else ""))
+        if claims:
+            family = summary.get("stats", {}).get("p_values", "")
+            lines.append(f"  p-values come from the same paired bootstrap as the intervals; {family}.")
+        else:
+            lines.append(f"  {_no_claim(len(seeds))}")
     al = summary["alignment"]
     enc = al["at_headline_layer"]
     p = enc.get("P", {})
@@ -152,26 +273,29 @@ def narrative(summary: dict, *, limits: str = "") -> str:
             f"embedding output; sentence vectors are the {al['pooling']}); means over the "
             f"non-English languages. The pretrained encoder P retrieves translations with "
             f"{_pct(p['retrieval'])} accuracy@1 ({_pct(p['retrieval_centered'])} after centering each "
-            f"language); its linear CKA with English is {p['cka']:.2f}"
-            + (f" and the language-identity probe reaches {_pct(p['language_id'])}" if "language_id" in p else "")
-            + f". P's best retrieval layer is {al['best_layer_pretrained_retrieval']}, shown apart.")]
+            f"language{_chance_note(al.get('retrieval_chance'))}); its {_cka(p)} with English"
+            + _language_id(p, al.get("language_id_chance"))
+            + f". P's best retrieval layer is {al['best_layer_pretrained_retrieval']}, shown apart. CKA is "
+            "reported debiased (the unbiased HSIC estimator): the biased estimate of unrelated vectors is far "
+            "from 0 when there are few sentences against the width of the vectors, and it moves with the "
+            "spectrum, which fine-tuning changes.")]
         for name, values in enc.items():
             if name.startswith("I["):
                 lines.append(
                     f"- Intermediate training on `{name[2:-1]}` (I - P): retrieval "
                     f"{_pct(p['retrieval'])} → {_pct(values['retrieval'])}, centered "
-                    f"{_pct(p['retrieval_centered'])} → {_pct(values['retrieval_centered'])}, CKA "
-                    f"{p['cka']:.2f} → {values['cka']:.2f}.")
+                    f"{_pct(p['retrieval_centered'])} → {_pct(values['retrieval_centered'])}, "
+                    f"{_cka_change(p, values)}.")
         f_base = enc.get("F[none]")
         if f_base:
             lines.append(
                 f"- MNLI fine-tuning of P (F[none] - P): retrieval {_pct(p['retrieval'])} → "
-                f"{_pct(f_base['retrieval'])}, CKA {p['cka']:.2f} → {f_base['cka']:.2f}.")
+                f"{_pct(f_base['retrieval'])}, {_cka_change(p, f_base)}.")
             for name, values in enc.items():
                 if name.startswith("F[") and name != "F[none]":
                     lines.append(
                         f"- {name} against F[none]: retrieval {_pct(values['retrieval'])} against "
-                        f"{_pct(f_base['retrieval'])}, CKA {values['cka']:.2f} against {f_base['cka']:.2f}.")
+                        f"{_pct(f_base['retrieval'])}, {_cka_change(f_base, values, word='against')}.")
     rel = summary.get("alignment_vs_transfer")
     if rel is not None and conds:
         lines += ["", "### Does alignment change predict transfer change?", ""]
@@ -205,28 +329,90 @@ def narrative(summary: dict, *, limits: str = "") -> str:
         if base and ours_avg is not None:
             lines.append(f"- This run's baseline: English {_pct(base['en'])}, average over "
                          f"{len(langs)} {_pct(ours_avg)} (XNLI {summary['xnli_split']}).")
-    if limits:
-        lines += ["", limits]
+    lines += ["", "**Limits of this profile.** " + " ".join(generated_limits(summary))
+              + (f" {as_text(limits)}" if limits else "")]
     return "\n".join(lines)
+
+
+_MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def as_text(value: str) -> str:
+    r"""``value`` made safe to put in Markdown that is rendered to HTML: Markdown's punctuation is
+    escaped and ``& < >`` become HTML entities, so it shows exactly as typed and nothing in it runs
+    (a params file's ``description`` or ``limits`` is shared text, not markup).
+
+    >>> print(as_text('<img src=x onerror="alert(1)"> *a*'))
+    &lt;img src=x onerror="alert\(1\)"&gt; \*a\*
+    """
+    return html.escape(_MARKDOWN_SPECIALS.sub(r"\\\1", str(value)), quote=False)
+
+
+def generated_limits(summary: dict) -> list[str]:
+    """The limits of a run, in sentences, from what the profile is made of (``summary['design']``):
+    the encoder, the data, the splits, the seeds, the sizes."""
+    design = summary.get("design")
+    if not design:
+        return []
+    out = []
+    kind = design["encoder_kind"]
+    if kind == "tiny":
+        out.append("The encoder is a small BERT built in-process from random weights: before this run it "
+                   "has seen no language at all.")
+    elif kind == "package":
+        out.append(f"The encoder `{as_text(design['encoder'])}` is a pretrained model shipped in a Python package.")
+    elif kind == "folder":
+        out.append("The encoder is a local model folder: its pretraining is whatever made that folder.")
+    else:
+        out.append(f"The encoder `{as_text(design['encoder'])}` comes from the Hugging Face hub.")
+    if design["synthetic"]:
+        out.append("XNLI, MultiNLI and the intermediate tasks come from the project's synthetic sample: the "
+                   "non-English text is pseudo-language keyed by the XNLI codes, not real language, so its "
+                   "numbers show what the pipeline measures; they are not findings about real languages.")
+    else:
+        labels = (f", labelled through `{as_text(design['labels_from'])}`" if design.get("labels_from") else "")
+        tasks = ", ".join(f"`{t}` from {src}" for t, src in design.get("task_sources", {}).items())
+        out.append(f"XNLI comes from {design['xnli_source']} files{labels}; MultiNLI from "
+                   f"{design['mnli_source']} data" + (f"; {tasks}" if tasks else "") + ".")
+    if design["eval_split"] == "dev":
+        out.append("Evaluation is on XNLI dev, the split that also selects the checkpoint.")
+    out.append(f"{summary['items_per_language']} test items per language"
+               + (f" (a seeded sample of {design['max_items']})" if design.get("max_items") else "")
+               + f": one standard error of a language's accuracy is about "
+               f"{100 * np.sqrt(0.25 / max(summary['items_per_language'], 1)):.1f} points.")
+    seeds = design["seeds"]
+    out.append(f"{_plural(seeds, 'seed')}: " + ("no spread over seeds, and no significance test." if seeds == 1 else
+                                                "too few for a significance test." if seeds < MIN_SEEDS else
+                                                "the intervals sample run-to-run variation."))
+    sub = design.get("subsampled", {})
+    if sub:
+        out.append("Subsampled: " + ", ".join(f"{'MultiNLI' if k == 'mnli' else f'`{k}`'} to {v:,} examples"
+                                              for k, v in sub.items()) + ".")
+    return out
 
 
 # ---- per-stage sentences and compact tables for the notebooks -----------------------------------
 def describe_intermediate(results: pd.DataFrame) -> str:
-    """One sentence per intermediate task: held-out accuracy against chance, over seeds."""
+    """One sentence per intermediate task: its held-out score against chance, over seeds (for
+    extractive QA: SQuAD exact match and F1 per question, which have no chance level)."""
     if results.empty:
         return "No intermediate task in this profile: only the baseline (`none`, I = P) runs."
     lines = []
     for cond, g in results.groupby("condition", sort=False):
-        acc = g["heldout_accuracy"]
-        metric = g["heldout_metric"].iloc[0] if "heldout_metric" in g else "accuracy"
-        chance = g["chance"].iloc[0]
-        lines.append(
-            f"- `{cond}`: held-out {metric} {acc.mean():.3f}"
-            + (f" (sd {acc.std(ddof=1):.3f} over {len(g)} seeds)" if len(g) > 1 else "")
-            + (f", chance {chance:.3f}" if chance == chance else "")
-            + f"; {int(g['train_examples'].iloc[0])} training examples."
-        )
+        score, metric, chance = g["heldout_accuracy"], g["heldout_metric"].iloc[0], g["chance"].iloc[0]
+        f1 = g["heldout_f1"] if "heldout_f1" in g else pd.Series(dtype=float)
+        text = f"- `{cond}`: held-out {metric} {score.mean():.3f}{_over_seeds(score)}"
+        if f1.notna().any():
+            text += f", F1 {f1.mean():.3f}"
+        if chance == chance:
+            text += f", chance {chance:.3f}"
+        lines.append(text + f"; trained on {int(g['train_examples'].iloc[0]):,} examples, "
+                            f"{int(g['heldout_examples'].iloc[0]):,} held out.")
     return "\n".join(lines)
+
+
+def _over_seeds(values: pd.Series) -> str:
+    return f" (sd {values.std(ddof=1):.3f} over {len(values)} seeds)" if len(values) > 1 else ""
 
 
 def describe_transfer(transfer: pd.DataFrame) -> str:
@@ -251,18 +437,42 @@ def describe_comparisons(comparisons: pd.DataFrame) -> str:
         rows = g.set_index("lang")
         key = "avg_non_en" if "avg_non_en" in rows.index else "avg"
         r = rows.loc[key]
+        claim = None if pd.isna(r["significant"]) else bool(r["significant"])
         row = {"delta": r["delta"], "ci95": [r["ci_low"], r["ci_high"]], "p": r["p"], "p_holm": r["p_holm"],
-               "significant": bool(r["significant"])}
-        sig = [lang for lang, x in rows.iterrows() if not str(lang).startswith("avg") and x["significant"]]
-        lines.append(f"- `{cond}` - `none` ({'non-English' if key == 'avg_non_en' else 'all-language'} "
-                     f"average): {_significance(row)}; significant languages (Holm across conditions, "
-                     f"not across languages): {', '.join(sig) or 'none'}.")
+               "significant": claim}
+        text = (f"- `{cond}` - `none` ({'non-English' if key == 'avg_non_en' else 'all-language'} "
+                f"average): {_significance(row)}")
+        if claim is None:
+            text += f"; no significance claim with {int(r['seeds'])} seed(s), a test needs {MIN_SEEDS}."
+        else:
+            sig = [lang for lang, x in rows.iterrows() if not str(lang).startswith("avg") and is_claimed(x["significant"])]
+            text += f"; significant languages (Holm-corrected): {', '.join(sig) or 'none'}."
+        lines.append(text)
     return "\n".join(lines)
+
+
+def interval_caption(summary: dict) -> str:
+    """What the accuracy figure and its table show, and what their intervals cover."""
+    seeds = len(summary["seeds"])
+    cover = ("seeds and test items resampled" if seeds >= MIN_SEEDS else
+             f"test items only: {_plural(seeds, 'seed')} cannot sample run-to-run variation")
+    return (f"Bars: means over seeds; whiskers: the 95% bootstrap interval ({cover}); dots: single seeds; "
+            f"dashed line: chance ({_pct(summary.get('chance', 1 / 3))}). `avg` is the mean over all "
+            "languages, `avg_non_en` over all but English. The table gives each mean with its interval, in %.")
+
+
+def accuracy_table(accuracy_mean: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy over seeds in %, conditions as rows and languages as columns."""
+    wide = (100 * accuracy_mean.pivot(index="condition", columns="lang", values="mean")).round(1)
+    order = [lang for lang in XNLI_LANGUAGES if lang in wide.columns]
+    wide = wide.reindex(index=list(dict.fromkeys(accuracy_mean["condition"])), columns=order)
+    return wide.rename_axis(columns=None).reset_index()
 
 
 def where_the_columns_are() -> str:
     """The sentence under the compact comparison table: what its cells show, where the rest is."""
-    return (f"Points, with the 95% interval; `*` significant after Holm correction. Every column (mean, "
+    return (f"Points, with the 95% interval; `*` significant after Holm correction (only with "
+            f"{MIN_SEEDS} or more seeds). Every column (mean, "
             f"sd, intervals, p, p_holm) is in `{table_name('accuracy_ci')}` and `{table_name('comparisons')}`.")
 
 
@@ -271,7 +481,8 @@ def _wide(frame: pd.DataFrame, cell) -> pd.DataFrame:
     order = [lang for lang in XNLI_LANGUAGES if lang in set(frame["lang"])]
     order += [a for a in ("avg", "avg_non_en") if a in set(frame["lang"])]
     wide = frame.assign(cell=frame.apply(cell, axis=1)).pivot(index="condition", columns="lang", values="cell")
-    return wide.reindex(index=list(dict.fromkeys(frame["condition"])), columns=order)
+    wide = wide.reindex(index=list(dict.fromkeys(frame["condition"])), columns=order)
+    return wide.rename_axis(columns=None).reset_index()
 
 
 def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
@@ -283,20 +494,60 @@ def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
     """Change against the baseline in points per condition and language as
     ``delta [low, high]``, with ``*`` where significant after Holm."""
     return _wide(comparisons, lambda r: f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, "
-                                        f"{100 * r['ci_high']:+.1f}]{'*' if r['significant'] else ''}")
+                                        f"{100 * r['ci_high']:+.1f}]{'*' if is_claimed(r['significant']) else ''}")
+
+
+#: the alignment metrics of the compact headline table (the rest are in the alignment table)
+HEADLINE_METRICS = ("retrieval", "retrieval_centered", "cka_debiased", "cka", "cosine_margin", "language_id",
+                    "language_id_low_data")
+#: tables longer than this go to tables/ with a sentence, not into the report
+MAX_ROWS = 20
 
 
 def headline_table(table: pd.DataFrame, *, layer: int) -> pd.DataFrame:
-    """Metrics at the fixed headline layer, and at each metric's best layer (shown apart), averaged
-    over the non-English languages and seeds, per stage and condition."""
-    data = table[table["lang"] != "en"]
-    per_layer = data.groupby(["stage", "condition", "metric", "layer"], sort=False)["value"].mean().reset_index()
-    rows = []
+    """One row per encoder (P, I[t], F[t]): each metric at the headline layer, averaged over the
+    non-English languages and seeds, then the best layer of each metric shown apart (as
+    ``best layer`` and ``value at best layer`` columns per metric would make the table unreadable,
+    the best layers come in :func:`best_layer_table`)."""
+    per_layer = _per_layer(table)
+    at = per_layer[per_layer["layer"] == layer]
+    wide = at.pivot_table(index=["stage", "condition"], columns="metric", values="value", sort=False)
+    return _encoder_rows(wide)
+
+
+def best_layer_table(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per encoder: each metric's best layer (lowest for the language-identity probes,
+    highest otherwise), as ``layer: value``."""
+    per_layer = _per_layer(table)
+    cells = {}
     for (stage, cond, metric), g in per_layer.groupby(["stage", "condition", "metric"], sort=False):
-        at = g[g["layer"] == layer]["value"]
-        lower_is_better = metric == "language_id"
-        best = g.loc[g["value"].idxmin() if lower_is_better else g["value"].idxmax()]
-        rows.append({"stage": stage, "condition": cond, "metric": metric,
-                     f"layer {layer} (headline)": float(at.iloc[0]) if len(at) else np.nan,
-                     "best layer": int(best["layer"]), "value at best layer": float(best["value"])})
-    return pd.DataFrame(rows)
+        best = g.loc[g["value"].idxmin() if metric.startswith("language_id") else g["value"].idxmax()]
+        cells.setdefault((stage, cond), {})[metric] = f"{int(best['layer'])}: {best['value']:.3f}"
+    wide = pd.DataFrame.from_dict(cells, orient="index")
+    wide.index = pd.MultiIndex.from_tuples(wide.index, names=["stage", "condition"])
+    return _encoder_rows(wide)
+
+
+def _per_layer(table: pd.DataFrame) -> pd.DataFrame:
+    data = table[(table["lang"] != "en") & table["metric"].isin(HEADLINE_METRICS)]
+    return data.groupby(["stage", "condition", "metric", "layer"], sort=False)["value"].mean().reset_index()
+
+
+def _encoder_rows(wide: pd.DataFrame) -> pd.DataFrame:
+    wide = wide.reindex(columns=[m for m in HEADLINE_METRICS if m in wide.columns])
+    wide.insert(0, "encoder", [encoder_label(stage, cond) for stage, cond in wide.index])
+    return wide.reset_index(drop=True)
+
+
+def profile_line(profile: str, description: str, run_dir) -> str:
+    """The first line of the data notebook: the profile, its description (as text) and the run folder."""
+    return f"Profile **{as_text(profile)}**: {as_text(description)}  \nRun folder: `{as_text(run_dir)}`"
+
+
+def show_table(frame: pd.DataFrame, *, saved_as: str | None = None, digits: int = 3):
+    """A table for the report: no index column, numbers rounded, text escaped; a table longer than
+    ``MAX_ROWS`` is not shown but pointed at (``saved_as``: its key in the run folder's tables)."""
+    if len(frame) > MAX_ROWS:
+        where = f"`{table_name(saved_as)}`" if saved_as else "the run folder's tables"
+        return Markdown(f"{len(frame)} rows: see {where}.")
+    return HTML(frame.round(digits).to_html(index=False, escape=True, border=0, na_rep=""))

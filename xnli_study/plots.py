@@ -9,6 +9,7 @@ import pandas as pd
 import seaborn as sns
 
 from .languages import NLI_LABELS, XNLI_LANGUAGES, encoder_label
+from .stats import is_claimed
 
 METRIC_TITLES = {
     "retrieval": "retrieval acc@1 (mean of en→X and X→en)",
@@ -16,8 +17,10 @@ METRIC_TITLES = {
     "retrieval_en_to_x": "retrieval acc@1 en→X", "retrieval_x_to_en": "retrieval acc@1 X→en",
     "retrieval_centered_en_to_x": "centered retrieval en→X",
     "retrieval_centered_x_to_en": "centered retrieval X→en",
-    "cka": "linear CKA (en vs X)", "cosine_margin": "translation cosine margin",
+    "cka_debiased": "debiased linear CKA (en vs X)", "cka": "linear CKA, biased (en vs X)",
+    "cosine_margin": "translation cosine margin",
     "language_id": "language-identity probe accuracy (lower = more neutral)",
+    "language_id_low_data": "language-identity probe, 16 sentences per language (lower = more neutral)",
 }
 
 sns.set_theme(style="whitegrid", context="notebook")
@@ -44,7 +47,8 @@ def token_lengths(lengths: pd.DataFrame, *, split: str) -> plt.Figure:
     """Mean sentence length in tokens (the encoder's tokenizer) per language, premises and hypotheses."""
     data = lengths[lengths["split"] == split]
     fig, ax = plt.subplots(figsize=(9, 3.2))
-    sns.barplot(data=data, x="lang", y="mean_tokens", hue="field", order=_lang_order(data["lang"]), ax=ax)
+    sns.barplot(data=data, x="lang", y="mean_tokens", hue="field", order=_lang_order(data["lang"]), ax=ax,
+                errorbar=None)
     ax.set(title=f"XNLI {split}: mean length in tokens", xlabel="", ylabel="tokens")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
@@ -94,7 +98,7 @@ def _heatmap(ax, grid: pd.DataFrame, *, cmap: str, vmin=None, vmax=None, title: 
 
 
 def alignment_heatmaps(table: pd.DataFrame, *, stage: str, metrics=("retrieval", "retrieval_centered",
-                       "cka", "cosine_margin"), headline_layer: int | None = None) -> plt.Figure:
+                       "cka_debiased", "cosine_margin"), headline_layer: int | None = None) -> plt.Figure:
     """Layer x language heatmaps of ``metrics`` for one stage (mean over seeds and conditions)."""
     data = table[(table["stage"] == stage) & table["metric"].isin(metrics)]
     order = _lang_order(data["lang"])
@@ -103,7 +107,7 @@ def alignment_heatmaps(table: pd.DataFrame, *, stage: str, metrics=("retrieval",
         grid = (data[data["metric"] == metric].groupby(["layer", "lang"])["value"].mean()
                 .unstack("lang").reindex(columns=order).sort_index(ascending=False))
         # colours span the data (from 0 for bounded metrics), so small values stay readable
-        bounded = metric != "cosine_margin"
+        bounded = metric not in ("cosine_margin", "cka_debiased")
         _heatmap(ax, grid, cmap="viridis", vmin=0 if bounded else None,
                  vmax=float(np.nanmax(grid.values)) or 1.0 if bounded else None,
                  title=METRIC_TITLES.get(metric, metric))
@@ -118,10 +122,12 @@ def alignment_heatmaps(table: pd.DataFrame, *, stage: str, metrics=("retrieval",
     return fig
 
 
-def alignment_curves(table: pd.DataFrame, *, metrics=("retrieval", "retrieval_centered", "cka",
-                     "cosine_margin", "language_id"), headline_layer: int | None = None) -> plt.Figure:
+def alignment_curves(table: pd.DataFrame, *, metrics=("retrieval", "retrieval_centered", "cka_debiased",
+                     "cosine_margin", "language_id", "language_id_low_data"),
+                     headline_layer: int | None = None) -> plt.Figure:
     """Curves over layers: each metric averaged over the non-English languages, one line per
-    stage and condition (band: sd over seeds)."""
+    stage and condition; shaded bands are the sd over seeds; dashed grey lines mark chance (the
+    value for unrelated vectors: 1/sentences for retrieval, 1/languages for the probes)."""
     data = table[table["metric"].isin(metrics)].copy()
     data["encoder"] = [encoder_label(stage, cond) for stage, cond in zip(data["stage"], data["condition"])]
     per_seed = data.groupby(["encoder", "stage", "seed", "layer", "metric"], as_index=False)["value"].mean()
@@ -135,6 +141,9 @@ def alignment_curves(table: pd.DataFrame, *, metrics=("retrieval", "retrieval_ce
                      hue="encoder", style="stage", errorbar="sd", ax=ax, legend=i == 0)
         if headline_layer is not None:
             ax.axvline(headline_layer, color="0.5", ls=":", lw=1, label="headline layer" if i == 0 else None)
+        chance = table.loc[table["metric"] == metric, "chance"] if "chance" in table else pd.Series(dtype=float)
+        if chance.notna().any() and chance.max() > 0:
+            ax.axhline(float(chance.mean()), color="0.5", ls="--", lw=1, label="chance" if i == 0 else None)
         ax.set(title=METRIC_TITLES.get(metric, metric), ylabel="", xlabel="layer")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.title.set_fontsize(9)
@@ -151,7 +160,7 @@ def alignment_curves(table: pd.DataFrame, *, metrics=("retrieval", "retrieval_ce
 
 
 def alignment_change_heatmaps(changes: pd.DataFrame, *, comparison: str,
-                              metrics=("retrieval", "retrieval_centered", "cka")) -> plt.Figure:
+                              metrics=("retrieval", "retrieval_centered", "cka_debiased")) -> plt.Figure:
     """Layer x language heatmaps of a change between stages: one row per metric, one column per
     condition; red = the later stage is more aligned."""
     data = changes[(changes["comparison"] == comparison) & changes["metric"].isin(metrics)]
@@ -207,7 +216,8 @@ def accuracy_with_intervals(intervals: pd.DataFrame, accuracy: pd.DataFrame | No
 
 def delta_heatmap(comparisons: pd.DataFrame) -> plt.Figure:
     """Language x condition heatmap of the accuracy change against the baseline, in points;
-    ``*`` marks a change significant after Holm correction (p_holm < 0.05)."""
+    ``*`` marks a change significant after Holm correction (p_holm < 0.05; only with enough seeds
+    for a claim)."""
     order = [*_lang_order(comparisons["lang"]), *[a for a in ("avg", "avg_non_en") if a in set(comparisons["lang"])]]
     conds = list(dict.fromkeys(comparisons["condition"]))
     delta = comparisons.pivot(index="condition", columns="lang", values="delta").reindex(index=conds, columns=order) * 100
@@ -219,7 +229,7 @@ def delta_heatmap(comparisons: pd.DataFrame) -> plt.Figure:
         for j in range(delta.shape[1]):
             value = delta.values[i, j]
             if np.isfinite(value):
-                mark = "*" if bool(sig.values[i, j]) else ""
+                mark = "*" if is_claimed(sig.values[i, j]) else ""
                 ax.text(j, i, f"{value:+.1f}{mark}", ha="center", va="center", fontsize=7,
                         color="white" if abs(value) > 0.6 * lim else "black")
     ax.set_xticks(range(len(order)), [o.replace("avg_non_en", "avg\nnon-en") for o in order])
@@ -259,5 +269,37 @@ def alignment_vs_accuracy(points: pd.DataFrame, result: dict) -> plt.Figure:
     ax.set(xlabel=f"change in {result.get('metric', 'retrieval')} at layer {result.get('layer', '?')} (points)",
            ylabel="change in XNLI accuracy (points)", title=stat)
     ax.title.set_fontsize(10)
+    fig.tight_layout()
+    return fig
+
+
+def label_shares(predictions: pd.DataFrame) -> plt.Figure:
+    """The share of each predicted label per language, one panel per condition (stacked bars, over
+    seeds), with black ticks at the gold labels' cumulative shares: a language whose bars are one
+    colour gets its accuracy from a default answer."""
+    conds = list(dict.fromkeys(predictions["condition"]))
+    order = _lang_order(predictions["lang"])
+    colors = sns.color_palette("Set2", len(NLI_LABELS))
+    fig, axes = plt.subplots(1, len(conds), figsize=(min(5.5 * len(conds), 16), 3.4), squeeze=False, sharey=True)
+    first = predictions[(predictions["condition"] == conds[0]) & (predictions["seed"] == predictions["seed"].iloc[0])]
+    gold = (first.groupby("lang")["label"].value_counts(normalize=True).unstack(fill_value=0)
+            .reindex(index=order, columns=range(len(NLI_LABELS)), fill_value=0))
+    for ax, cond in zip(axes[0], conds):
+        part = predictions[predictions["condition"] == cond]
+        shares = (part.groupby("lang")["pred"].value_counts(normalize=True).unstack(fill_value=0)
+                  .reindex(index=order, columns=range(len(NLI_LABELS)), fill_value=0))
+        bottom = np.zeros(len(order))
+        for j, name in enumerate(NLI_LABELS):
+            ax.bar(range(len(order)), shares[j], bottom=bottom, color=colors[j], width=0.8, label=name)
+            bottom += shares[j].to_numpy()
+        cumulative = gold.cumsum(axis=1)
+        for j in range(len(NLI_LABELS) - 1):
+            ax.scatter(range(len(order)), cumulative[j], marker="_", s=120, color="black",
+                       label="gold shares" if j == 0 else None, zorder=3)
+        ax.set_xticks(range(len(order)), order, fontsize=8)
+        ax.set(title=f"{cond}: predicted labels per language", ylim=(0, 1), ylabel="share of items")
+        ax.title.set_fontsize(10)
+        ax.grid(False)
+    axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig

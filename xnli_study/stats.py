@@ -6,8 +6,14 @@
 * :func:`paired_comparison`: a condition against the baseline on the same seeds and items: the
   mean difference, its bootstrap interval (the same resampled seeds and items for both) and the
   two-sided paired-bootstrap p-value from the same draws.
-* :func:`holm`: Holm's step-down adjustment across conditions.
-* :func:`spearman_with_ci`: Spearman's rank correlation with a bootstrap interval over points.
+* :func:`holm`: Holm's step-down adjustment over a family of tests; :func:`holm_families` says
+  which tests form a family (conditions and languages together by default).
+* :func:`spearman_with_ci`: Spearman's rank correlation with a bootstrap interval over points;
+  :func:`alignment_vs_transfer` instead recomputes both changes inside each draw of the seed x
+  item bootstrap.
+
+Significance needs seeds: with fewer than :data:`MIN_SEEDS` seeds the intervals cover test items
+only (run-to-run variation is not sampled) and no test is called significant (``None``).
 
 The tables the stages write (:func:`accuracy_intervals`, :func:`compare_conditions`,
 :func:`alignment_vs_transfer`) are built from per-example predictions, so every statistic can be
@@ -24,6 +30,11 @@ import pandas as pd
 
 DEFAULT_RESAMPLES = 2000
 LEVEL = 0.95
+#: the fewest seeds with which a comparison may be called significant (STUDY.md section 4)
+MIN_SEEDS = 3
+#: Holm families: every (condition, language) test in one family, the averages over languages each
+#: across conditions; or, narrower, each language and each average across conditions
+FAMILIES = ("conditions_and_languages", "conditions")
 
 
 @dataclass(frozen=True)
@@ -149,23 +160,18 @@ def spearman_with_ci(x, y, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
         return {"spearman": None, "ci95": [None, None], "p": None, "n": n}
     rng = np.random.default_rng([seed, 4, n])
     idx = rng.integers(0, n, size=(resamples, n))
-    rx, ry = _ranks(x[idx]), _ranks(y[idx])
-    rx -= rx.mean(axis=1, keepdims=True)
-    ry -= ry.mean(axis=1, keepdims=True)
-    denom = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
-    ok = denom > 0
-    draws = (rx * ry).sum(axis=1)[ok] / denom[ok]
-    if draws.size < resamples / 2:  # most draws had a constant side: no stable interval
-        return {"spearman": rho, "ci95": [None, None], "p": None, "n": n}
-    p = bootstrap_p(draws)  # from the same draws as the interval, so the two agree
-    lo, hi = _percentiles(draws, level)
-    return {"spearman": rho, "ci95": [lo, hi], "p": p, "n": n}
+    return {"spearman": rho, **_rank_correlation_draws(x[idx], y[idx], resamples=resamples, level=level), "n": n}
 
 
 # ---- the study's tables -------------------------------------------------------------------------
+def _in_order(values) -> list:
+    """The distinct values in order of first appearance (fast on long columns)."""
+    return list(pd.unique(pd.Series(values)))
+
+
 def language_groups(languages) -> dict[str, list[str]]:
     """Each language alone, ``avg`` (all of them) and ``avg_non_en`` (all but English)."""
-    langs = list(dict.fromkeys(languages))
+    langs = _in_order(languages)
     groups = {lang: [lang] for lang in langs}
     groups["avg"] = langs
     if "en" in langs and len(langs) > 1:
@@ -200,7 +206,7 @@ def accuracy_intervals(predictions: pd.DataFrame, *, resamples: int = DEFAULT_RE
     accuracy, sd over seeds and the bootstrap interval (seeds, then items)."""
     rows = []
     groups = language_groups(predictions["lang"])
-    for cond in dict.fromkeys(predictions["condition"]):
+    for cond in _in_order(predictions["condition"]):
         table = correctness_table(predictions, cond)
         for lang, members in groups.items():
             m, seeds = correctness(table, members, name=cond)
@@ -212,13 +218,63 @@ def accuracy_intervals(predictions: pd.DataFrame, *, resamples: int = DEFAULT_RE
     return pd.DataFrame(rows)
 
 
+def is_claimed(value) -> bool:
+    """True only for a significance flag that is set and true (False, None and NaN, the mark of a
+    run with too few seeds for a claim, are not)."""
+    return value is not None and value == value and bool(value)
+
+
+def holm_families(table: pd.DataFrame, *, correct_across: str = "conditions_and_languages") -> pd.Series:
+    """The Holm family of each row of a comparison table (columns ``condition``, ``lang``).
+
+    ``conditions_and_languages`` (default): every per-language test of every condition forms one
+    family, and each average over languages (``avg``, ``avg_non_en``) one family across conditions.
+    ``conditions``: each language and each average its own family, across conditions.
+    """
+    if correct_across not in FAMILIES:
+        raise ValueError(f"correct_across must be one of {FAMILIES}, got {correct_across!r}")
+    is_average = table["lang"].astype(str).str.startswith("avg")
+    if correct_across == "conditions":
+        return table["lang"].astype(str)
+    return table["lang"].astype(str).where(is_average, "languages")
+
+
+def family_in_words(correct_across: str, *, n_conditions: int, n_languages: int) -> str:
+    """The Holm family, said in a sentence for the report."""
+    conds = f"{n_conditions} condition{'s' if n_conditions != 1 else ''}"
+    if correct_across == "conditions":
+        return (f"Holm correction runs across the {conds}, separately for each language and each average, "
+                f"not across languages: with {n_languages} languages, a per-language list of significant "
+                "languages is looser than the averages")
+    return (f"Holm correction runs across the {conds} and the {n_languages} languages together "
+            f"({n_conditions * n_languages} per-language tests in one family); each average over languages "
+            f"is corrected across the {conds}")
+
+
+def holm_table(table: pd.DataFrame, *, seeds: int, correct_across: str = "conditions_and_languages",
+               level: float = LEVEL) -> pd.DataFrame:
+    """Add ``p_holm`` (Holm within each family of :func:`holm_families`) and ``significant``
+    (``p_holm < 1 - level``; ``None`` with fewer than :data:`MIN_SEEDS` seeds) to a table of
+    p-values (columns ``condition``, ``lang``, ``p``)."""
+    out = table.copy()
+    families = holm_families(out, correct_across=correct_across)
+    out["p_holm"] = out.groupby(families, sort=False)["p"].transform(lambda p: holm(p.to_numpy()))
+    if seeds >= MIN_SEEDS:
+        out["significant"] = out["p_holm"] < (1 - level)
+    else:
+        out["significant"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    return out
+
+
 def compare_conditions(predictions: pd.DataFrame, *, baseline: str = "none",
-                       resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = LEVEL) -> pd.DataFrame:
+                       resamples: int = DEFAULT_RESAMPLES, seed: int = 0, level: float = LEVEL,
+                       correct_across: str = "conditions_and_languages") -> pd.DataFrame:
     """Every condition against ``baseline`` per language and on the averages over languages
     (``avg``, ``avg_non_en``):
-    ``delta`` (condition - baseline), ``ci_low, ci_high``, ``p`` and ``p_holm`` (Holm across the
-    conditions, separately for each language and for the average), ``significant`` (p_holm < 0.05)."""
-    conditions = [c for c in dict.fromkeys(predictions["condition"]) if c != baseline]
+    ``delta`` (condition - baseline), ``ci_low, ci_high``, ``p`` and ``p_holm`` (Holm within the
+    families of :func:`holm_families`), ``significant`` (p_holm < 0.05; ``None``, no claim, with
+    fewer than :data:`MIN_SEEDS` seeds)."""
+    conditions = [c for c in _in_order(predictions["condition"]) if c != baseline]
     cols = ["condition", "lang", "delta", "ci_low", "ci_high", "p", "p_holm", "significant", "seeds", "items"]
     if not conditions:
         return pd.DataFrame(columns=cols)
@@ -238,36 +294,69 @@ def compare_conditions(predictions: pd.DataFrame, *, baseline: str = "none",
             rows.append({"condition": cond, "lang": lang, "delta": r.estimate, "ci_low": r.low,
                          "ci_high": r.high, "p": r.p, "seeds": len(seeds), "items": t.shape[1]})
     table = pd.DataFrame(rows)
-    table["p_holm"] = table.groupby("lang", sort=False)["p"].transform(lambda p: holm(p.to_numpy()))
-    table["significant"] = table["p_holm"] < (1 - level)
+    table = holm_table(table, seeds=int(table["seeds"].min()), correct_across=correct_across, level=level)
     return table[cols]
 
 
-def alignment_vs_transfer(alignment: pd.DataFrame, accuracy: pd.DataFrame, *, layer: int,
+def alignment_vs_transfer(alignment: pd.DataFrame, predictions: pd.DataFrame, *, layer: int,
                           metric: str = "retrieval", baseline: str = "none",
-                          resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> tuple[dict, pd.DataFrame]:
+                          resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                          level: float = LEVEL) -> tuple[dict, pd.DataFrame]:
     """Does the change in alignment predict the change in transfer?
 
     One point per (condition != baseline, language != en): the change of ``metric`` at ``layer``
     in the final model (F_t - F_baseline) against the change in XNLI accuracy (F_t - F_baseline),
-    each a mean over the shared seeds. Returns the Spearman summary and the points.
+    both paired by seed and averaged over the shared seeds. Spearman's rho over the points, with a
+    percentile interval and a two-sided p-value from the seed x item bootstrap of
+    :func:`bootstrap_mean`: in each draw, the same resampled seeds enter both changes and the same
+    resampled items the accuracy change, and rho is recomputed over the points (so seed and item
+    noise both reach the interval). Returns the summary (``spearman, ci95, p, n, metric, layer,
+    method``) and the points.
     """
     final = alignment[(alignment["stage"] == "final") & (alignment["metric"] == metric)
                       & (alignment["layer"] == layer) & (alignment["lang"] != "en")]
-    align_mean = final.groupby(["condition", "lang"])["value"].mean()
-    acc_mean = accuracy[accuracy["lang"] != "en"].groupby(["condition", "lang"])["accuracy"].mean()
-    points = []
-    for cond in [c for c in dict.fromkeys(accuracy["condition"]) if c != baseline]:
-        for lang in dict.fromkeys(accuracy.loc[accuracy["lang"] != "en", "lang"]):
+    align = final.groupby(["condition", "lang", "seed"])["value"].mean()
+    points, align_draws, acc_draws = [], [], []
+    base_table = correctness_table(predictions, baseline)
+    for cond in [c for c in _in_order(predictions["condition"]) if c != baseline]:
+        seeds = sorted(set(predictions.loc[predictions["condition"] == cond, "seed"])
+                       & set(predictions.loc[predictions["condition"] == baseline, "seed"]))
+        treated = correctness_table(predictions, cond)
+        seed_counts = _counts(len(seeds), resamples, seed, 1)  # the draws of every comparison
+        for lang in _in_order(predictions.loc[predictions["lang"] != "en", "lang"]):
             try:
-                da = align_mean[(cond, lang)] - align_mean[(baseline, lang)]
-                dt = acc_mean[(cond, lang)] - acc_mean[(baseline, lang)]
+                a = np.array([align[(cond, lang, s)] - align[(baseline, lang, s)] for s in seeds])
             except KeyError:
                 continue
-            points.append({"condition": cond, "lang": lang, "alignment_change": float(da),
-                           "accuracy_change": float(dt)})
+            t, _ = correctness(treated, [lang], seeds, name=cond)
+            b, _ = correctness(base_table, [lang], seeds, name=baseline)
+            diff = t - b
+            points.append({"condition": cond, "lang": lang, "alignment_change": float(a.mean()),
+                           "accuracy_change": float(diff.mean())})
+            align_draws.append(seed_counts @ a / len(seeds))
+            acc_draws.append(_bootstrap_means(diff, resamples=resamples, seed=seed))
     frame = pd.DataFrame(points, columns=["condition", "lang", "alignment_change", "accuracy_change"])
-    result = spearman_with_ci(frame["alignment_change"], frame["accuracy_change"], resamples=resamples,
-                              seed=seed)
-    result.update({"metric": metric, "layer": int(layer)})
+    result = {"spearman": None, "ci95": [None, None], "p": None, "n": len(frame)}
+    if len(frame) >= 3:
+        rho = spearman(frame["alignment_change"], frame["accuracy_change"])
+        if np.isfinite(rho):
+            result["spearman"] = rho
+            result.update(_rank_correlation_draws(np.stack(align_draws, 1), np.stack(acc_draws, 1),
+                                                  resamples=resamples, level=level))
+    result.update({"metric": metric, "layer": int(layer),
+                   "method": "seed x item bootstrap: both changes recomputed in every draw"})
     return result, frame
+
+
+def _rank_correlation_draws(x: np.ndarray, y: np.ndarray, *, resamples: int, level: float) -> dict:
+    """Interval and p-value of Spearman's rho from ``resamples x points`` draws of both sides;
+    draws where a side is constant are skipped, and most of them constant leaves it undefined."""
+    rx, ry = _ranks(x), _ranks(y)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    denom = np.sqrt((rx ** 2).sum(axis=1) * (ry ** 2).sum(axis=1))
+    ok = denom > 0
+    draws = (rx * ry).sum(axis=1)[ok] / denom[ok]
+    if draws.size < resamples / 2:
+        return {"ci95": [None, None], "p": None}
+    return {"ci95": list(_percentiles(draws, level)), "p": bootstrap_p(draws)}

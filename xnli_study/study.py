@@ -24,7 +24,8 @@ from .data import ReadReport, load_mnli, load_xnli, nli_as_pairs
 from .errors import DataError
 from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
 from .languages import NLI_LABELS, encoder_label
-from .models import load_classifier, load_task_model, load_tokenizer, prepare_pretrained, save_encoder, save_model
+from .models import load_nli_start, load_task_model, load_tokenizer, prepare_pretrained, save_encoder, save_model
+from .qa import evaluate_spans
 from .runfolder import RunFolder
 from .tasks import get_task, load_task
 from .training import fine_tune
@@ -168,7 +169,7 @@ def _remove_empty(folder: Path) -> None:
 
 # ---- stage 2: intermediate training ------------------------------------------------------------
 HELDOUT_METRIC = {"single": "accuracy", "pair": "accuracy", "multiple_choice": "choice accuracy",
-                  "extractive_qa": "exact start and end token per context window"}
+                  "extractive_qa": "exact_match"}
 
 
 def train_intermediate(run) -> dict[str, pd.DataFrame]:
@@ -193,12 +194,11 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
                            work_dir=RunFolder(run_dir).scratch, task_format=spec.format)
         out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
         run.output(out)
-        last_eval = result.log["eval_accuracy"].dropna() if "eval_accuracy" in result.log else pd.Series(dtype=float)
+        score, f1 = _heldout_score(result, tokenizer, held, spec, config)
         results.append({"condition": cond, "seed": seed, "train_examples": len(train),
-                        "heldout_examples": len(held),
-                        "heldout_accuracy": float(last_eval.iloc[-1]) if len(last_eval) else np.nan,
-                        "heldout_metric": HELDOUT_METRIC[spec.format],
-                        # QA has no chance level: its metric scores exact spans per context window
+                        "heldout_examples": len(held), "heldout_accuracy": score,
+                        "heldout_metric": HELDOUT_METRIC[spec.format], "heldout_f1": f1,
+                        # SQuAD's exact match has no chance level
                         "chance": np.nan if spec.format == "extractive_qa" else 1 / spec.num_labels,
                         "seconds": round(time.perf_counter() - started, 2)})
         logs.append(result.log.assign(condition=cond, seed=seed))
@@ -207,10 +207,24 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
         columns=["condition", "seed", "step", "epoch", "loss"])
     tables = {"intermediate_log": log_table, "intermediate_results": pd.DataFrame(
         results, columns=["condition", "seed", "train_examples", "heldout_examples",
-                          "heldout_accuracy", "heldout_metric", "chance", "seconds"])}
+                          "heldout_accuracy", "heldout_metric", "heldout_f1", "chance", "seconds"])}
     for key, frame in tables.items():
         run.save_table(key, frame)
     return tables
+
+
+def _heldout_score(result, tokenizer, held: pd.DataFrame, spec, config) -> tuple[float, float]:
+    """A task's score on its held-out tenth after training: accuracy (classification, multiple
+    choice: the last evaluation); for extractive QA, SQuAD exact match and F1 per question."""
+    if not len(held):
+        return np.nan, np.nan
+    if spec.format == "extractive_qa":
+        scores = evaluate_spans(result.model, tokenizer, held, max_length=config.training.intermediate.max_length,
+                                unanswerable=spec.unanswerable, device=config.device,
+                                batch_size=config.training.intermediate.eval_batch_size)
+        return scores["exact_match"], scores["f1"]
+    evals = result.log["eval_accuracy"].dropna() if "eval_accuracy" in result.log else pd.Series(dtype=float)
+    return (float(evals.iloc[-1]) if len(evals) else np.nan), np.nan
 
 
 # ---- stage 3: MNLI fine-tuning and zero-shot XNLI ------------------------------------------------
@@ -234,9 +248,9 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
     predictions, logs, selection = [], [], []
     jobs = [(c, s) for c in config.conditions for s in config.seeds]
     for cond, seed in tqdm(jobs, desc="MNLI fine-tuning + XNLI"):
-        start = p_name if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
-        model = load_classifier(start, num_labels=len(NLI_LABELS), label_names=NLI_LABELS, seed=seed,
-                                revision=config.encoder.revision if cond == "none" else None)
+        encoder = None if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
+        model = load_nli_start(p_name, encoder, seed=seed, label_names=NLI_LABELS,
+                               revision=config.encoder.revision)
         started = time.perf_counter()
         result = fine_tune(model=model, tokenizer=tokenizer, train=mnli, seed=seed,
                            settings=settings, device=config.device, eval_frame=dev_en,
@@ -289,7 +303,7 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
             keep = np.sort(np.random.default_rng(a.seed).permutation(n)[: a.language_id_sentences])
             lid.append(al.language_id_by_layer(emb, layers=layers, rows=keep, seed=a.seed).assign(**keys))
     table = pd.concat(frames + lid, ignore_index=True)
-    cols = ["checkpoint", "stage", "condition", "seed", "layer", "lang", "metric", "value"]
+    cols = ["checkpoint", "stage", "condition", "seed", "layer", "lang", "metric", "value", "chance"]
     table = table[cols]
     headline = al.headline_layer(a.headline_layer, n_layers)  # from the encoder's depth
     changes = alignment_changes(table)

@@ -16,9 +16,11 @@ import pandas as pd
 from . import stats
 from .alignment import headline_layer
 from .files import read_table
-from .languages import encoder_label
+from .config import looks_like_path
+from .languages import NLI_LABELS, encoder_label
 from .runfolder import RunFolder
 from .stages import read_record
+from .tasks import get_task
 
 #: Published zero-shot XNLI test accuracy (%), STUDY.md section 5.
 REFERENCE_NUMBERS = pd.DataFrame([
@@ -57,7 +59,8 @@ def build_summary(run) -> dict:
     resampling = {"resamples": config.stats.resamples, "seed": config.stats.seed}
     preds = read_table(folder.table("predictions"))
     ci = stats.accuracy_intervals(preds, **resampling)
-    comparisons = stats.compare_conditions(preds, baseline="none", **resampling)
+    comparisons = stats.compare_conditions(preds, baseline="none", correct_across=config.stats.correct_across,
+                                           **resampling)
     run.save_table("accuracy_ci", ci)
     run.save_table("comparisons", comparisons)
 
@@ -79,11 +82,9 @@ def build_summary(run) -> dict:
         per = g.groupby(["layer", "lang"])["value"].mean().unstack("lang")  # mean over seeds
         best = int(per.mean(axis=1).idxmax())
         retrieval_best[encoder_label(stage, cond)] = {"layer": best, **per.loc[best].to_dict()}
-    relation, points = stats.alignment_vs_transfer(align, acc, layer=head, metric="retrieval", **resampling)
+    relation, points = stats.alignment_vs_transfer(align, preds, layer=head, metric="retrieval", **resampling)
     run.save_table("alignment_vs_transfer", points)
-    training = read_table(folder.table("training_data")).set_index("dataset")["used"]
     inter = read_table(folder.table("intermediate_results"))
-    task_train = inter.groupby("condition", sort=False)["train_examples"].first()  # after the held-out split
     probe = read_table(folder.table("probe_set")) if folder.table("probe_set").exists() else None
     selection = read_table(folder.table("selection"))
     summary = {
@@ -96,11 +97,13 @@ def build_summary(run) -> dict:
         "xnli_source": config.xnli.source,
         "xnli_split": config.xnli.eval_split,
         "items_per_language": int(acc.groupby(["condition", "seed", "lang"])["n"].first().min()),
-        "sizes": {
-            "mnli_train": int(training.get("mnli", 0)),
-            "tasks": {t: int(task_train[t]) for t in config.intermediate_conditions if t in task_train},
-            "probe_sentences_per_language": int(probe["sid"].nunique()) if probe is not None else None,
-        },
+        "sizes": {**training_sizes(read_table(folder.table("training_data")), inter),
+                  "probe_sentences_per_language": int(probe["sid"].nunique()) if probe is not None else None},
+        # zero-shot, or translate-train for tasks that train on the evaluation languages' text
+        "setting": {c: "zero-shot" if c == "none" else get_task(c).setting for c in config.conditions},
+        "design": design(config),
+        "intermediate": intermediate_scores(inter),
+        "label_shares": label_shares(preds),
         "xnli_accuracy": nested(acc_mean, "mean"),
         "xnli_accuracy_sd": nested(acc_mean, "sd"),
         # 95% bootstrap intervals (seeds, then items), with the means over languages
@@ -110,19 +113,28 @@ def build_summary(run) -> dict:
                               for c, g in ci.groupby("condition", sort=False)},
         "comparisons": {c: {r["lang"]: {"delta": float(r["delta"]), "ci95": [float(r["ci_low"]), float(r["ci_high"])],
                                         "p": float(r["p"]), "p_holm": float(r["p_holm"]),
-                                        "significant": bool(r["significant"])}
+                                        "significant": _claim(r["significant"])}
                             for _, r in g.iterrows()}
                         for c, g in comparisons.groupby("condition", sort=False)},
         "alignment_vs_transfer": relation,
         # English dev accuracy of each MNLI run's selected checkpoint
         "selection_dev_en": {c: {str(int(r["seed"])): float(r["dev_en_accuracy"]) for _, r in g.iterrows()}
                              for c, g in selection.groupby("condition", sort=False)},
-        "stats": {**resampling, "level": 0.95, "baseline": "none",
-                  "intervals": "percentile bootstrap resampling seeds and test items (crossed; the same "
-                               "draws for every condition)",
-                  "p_values": "two-sided paired bootstrap (the same draws as the intervals), Holm-corrected "
-                              "across conditions, not across languages",
-                  "correlation": "Spearman over (condition, language) points, bootstrap interval over points"},
+        "stats": {**resampling, "level": 0.95, "baseline": "none", "min_seeds": stats.MIN_SEEDS,
+                  "seeds": len(config.seeds), "correct_across": config.stats.correct_across,
+                  "intervals": ("percentile bootstrap resampling seeds and test items (crossed; the same "
+                                "draws for every condition)" if len(config.seeds) > 1 else
+                                "percentile bootstrap over test items only (one seed: run-to-run "
+                                "variation is not sampled)"),
+                  "significance": (f"claimed where Holm-adjusted p < 0.05 ({len(config.seeds)} seeds)"
+                                   if len(config.seeds) >= stats.MIN_SEEDS else
+                                   f"not claimed: {_plural_seeds(len(config.seeds))}; a test needs at least "
+                                   f"{stats.MIN_SEEDS} (significant: null)"),
+                  "p_values": "two-sided paired bootstrap (the same draws as the intervals), Holm-corrected: "
+                              + stats.family_in_words(config.stats.correct_across,
+                                                      n_conditions=len(config.intermediate_conditions),
+                                                      n_languages=len(config.languages)),
+                  "correlation": relation["method"]},
         "references": [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in r.items()}
                        for r in references_for(config.encoder.name).drop(columns="hub_id").to_dict("records")],
         "transfer": {c: {k: float(v) for k, v in row.items()} for c, row in transfer_mean.iterrows()},
@@ -132,6 +144,11 @@ def build_summary(run) -> dict:
             "pooling": "mean over real tokens, special tokens and padding excluded",
             "layer_0": "embedding output",
             "best_layer_pretrained_retrieval": int(by_layer.idxmax()) if len(by_layer) else None,
+            "cka": "cka_debiased is the headline (unbiased HSIC estimator); cka is the biased estimate",
+            # the value for unrelated vectors: 1 / probe sentences for retrieval, 1 / languages for
+            # the language-identity probes
+            "retrieval_chance": _chance(non_en, "retrieval"),
+            "language_id_chance": _chance(non_en, "language_id"),
             "at_headline_layer": alignment,
             # en <-> X retrieval (mean of both directions) per language, at each encoder's best
             # layer (the layer with the highest mean over the non-English languages)
@@ -141,6 +158,89 @@ def build_summary(run) -> dict:
     summary = _rounded(summary)
     run.save_summary(summary)
     return summary
+
+
+def training_sizes(training: pd.DataFrame, intermediate: pd.DataFrame) -> dict:
+    """How many examples each training stage used, of how many it had (``available``: rows read
+    minus rows dropped for no gold label or no usable answer, before subsampling). Tasks also hold
+    out a tenth for their own held-out score: ``trained`` counts what remained."""
+    rows = training.set_index("dataset")
+    available = rows["rows_read"] - rows.get("dropped_no_consensus", 0) - rows.get("dropped_unusable", 0)
+    sizes = {"mnli": {"trained": int(rows.loc["mnli", "used"]), "available": int(available["mnli"])}
+             if "mnli" in rows.index else {}, "tasks": {}}
+    for cond, g in intermediate.groupby("condition", sort=False):
+        sizes["tasks"][cond] = {"trained": int(g["train_examples"].iloc[0]),
+                                "held_out": int(g["heldout_examples"].iloc[0]),
+                                "available": int(available.get(cond, g["train_examples"].iloc[0]))}
+    return sizes
+
+
+def design(config) -> dict:
+    """What the profile is made of, for the generated limits: the encoder, where each dataset comes
+    from, the splits, the seeds and what was subsampled."""
+    name = config.encoder.name
+    if name == "tiny":
+        kind = "tiny"
+    elif name.startswith("package:"):
+        kind = "package"
+    elif looks_like_path(name) or config.path(name).is_dir():
+        kind = "folder"
+    else:
+        kind = "hub"
+    return {
+        "encoder": name, "encoder_kind": kind, "random_init": kind == "tiny",
+        "xnli_source": config.xnli.source, "mnli_source": config.mnli.source,
+        "task_sources": {t: config.task_data(t).source for t in config.intermediate_conditions},
+        "synthetic": config.xnli.source == "sample",
+        "eval_split": config.xnli.eval_split, "selection_split": "dev",
+        "labels_from": Path(config.xnli.labels_from).name if config.xnli.labels_from else None,
+        "max_items": config.xnli.max_items, "seeds": len(config.seeds),
+        "subsampled": {**({"mnli": config.mnli.max_examples} if config.mnli.max_examples else {}),
+                       **{t: config.task_data(t).max_examples for t in config.intermediate_conditions
+                          if config.task_data(t).max_examples}},
+    }
+
+
+def intermediate_scores(results: pd.DataFrame) -> dict:
+    """Each intermediate task's held-out score (mean over seeds), its metric, chance and size."""
+    out = {}
+    for cond, g in results.groupby("condition", sort=False):
+        score = g["heldout_accuracy"].dropna()
+        out[cond] = {"metric": str(g["heldout_metric"].iloc[0]),
+                     "score": float(score.mean()) if len(score) else None,
+                     "chance": float(g["chance"].iloc[0]) if g["chance"].notna().any() else None,
+                     "held_out": int(g["heldout_examples"].iloc[0])}
+    return out
+
+
+def label_shares(predictions: pd.DataFrame) -> dict:
+    """The share of each label among the gold labels (per language) and among the predictions (per
+    condition and language, over seeds), in [0, 1]: a model that predicts one label for most items
+    of a language shows here."""
+    names = dict(enumerate(NLI_LABELS))
+    first = predictions[predictions["condition"] == predictions["condition"].iloc[0]]
+    first = first[first["seed"] == first["seed"].iloc[0]]
+    gold = {lang: g["label"].map(names).value_counts(normalize=True).reindex(NLI_LABELS, fill_value=0).to_dict()
+            for lang, g in first.groupby("lang", sort=False)}
+    predicted = {}
+    for (cond, lang), g in predictions.groupby(["condition", "lang"], sort=False):
+        shares = g["pred"].map(names).value_counts(normalize=True).reindex(NLI_LABELS, fill_value=0)
+        predicted.setdefault(cond, {})[lang] = {k: float(v) for k, v in shares.items()}
+    return {"gold": {lang: {k: float(v) for k, v in d.items()} for lang, d in gold.items()}, "predicted": predicted}
+
+
+def _chance(table: pd.DataFrame, metric: str) -> float | None:
+    values = table.loc[table["metric"] == metric, "chance"] if "chance" in table else pd.Series(dtype=float)
+    return float(values.mean()) if values.notna().any() else None
+
+
+def _claim(value) -> bool | None:
+    """A significance flag as JSON: true, false, or null (no claim: too few seeds)."""
+    return None if value is None or value != value else bool(value)
+
+
+def _plural_seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
 
 
 def _rounded(value, digits: int = 6):

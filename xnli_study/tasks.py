@@ -78,6 +78,9 @@ class TaskSpec:
     local_kind: Literal["file", "folder", "file or folder"] = "file"
     has_sample: bool = False
     unanswerable: bool = False  # extractive QA: questions without an answer are part of the task
+    #: how XNLI transfer after this task is to be read: zero-shot (English data only) or
+    #: translate-train (the task trains on machine-translated text of the evaluation languages)
+    setting: Literal["zero-shot", "translate-train"] = "zero-shot"
 
     @property
     def num_labels(self) -> int:
@@ -395,6 +398,7 @@ TASKS: dict[str, TaskSpec] = {
             hub=(HubSource("facebook/xnli", config="{lang}", columns=("premise", "hypothesis")),),
             read_hub=nli_from_hub, read_local=read_xnli_mt_folder,
             local_format="the XNLI-1.0-MT folder holding multinli.train.<lang>.tsv", local_kind="folder",
+            setting="translate-train",
         ),
         TaskSpec(
             name="qqp", format="pair", description="Quora Question Pairs (GLUE, 2 classes)",

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import DataError
 from .models import freeze_lower_layers, pick_device, quiet_transformers
+from .qa import context_offsets, span_windows
 
 
 @dataclass
@@ -68,41 +68,27 @@ def encode_choices(tokenizer, frame: pd.DataFrame, *, max_length: int):
 
 
 def encode_spans(tokenizer, frame: pd.DataFrame, *, max_length: int, stride: int | None = None):
-    """Tokenise an extractive-QA frame into windows over the context (question first).
-
-    A context longer than a window is split into overlapping windows (``stride`` tokens shared,
-    a quarter of ``max_length`` by default). Each window's target is the answer's first and last
-    token, or ``[CLS]`` (0, 0) when the answer is not wholly inside it or the question has none.
-    Needs a fast tokenizer (character offsets).
-    """
+    """Tokenise an extractive-QA frame into training windows over the context (question first;
+    :func:`xnli_study.qa.span_windows`). Each window's target is the answer's first and last token,
+    or ``[CLS]`` (0, 0) when the answer is not wholly inside it or the question has none."""
     import datasets
 
-    if not getattr(tokenizer, "is_fast", False):
-        raise DataError("extractive QA needs a fast tokenizer (character offsets); this encoder's "
-                        "tokenizer is not one")
-    stride = max_length // 4 if stride is None else stride
-    try:
-        enc = tokenizer(frame["text_a"].tolist(), frame["text_b"].tolist(), truncation="only_second",
-                        max_length=max_length, stride=stride, return_overflowing_tokens=True,
-                        return_offsets_mapping=True)
-    except Exception as err:  # the tokenizer refuses questions longer than a window
-        raise DataError(f"extractive QA: cannot fit question and context into max_length {max_length} "
-                        f"({err}); raise training.intermediate.max_length") from None
+    enc = span_windows(tokenizer, frame, max_length=max_length, stride=stride)
     starts = frame["answer_start"].astype(int).to_numpy()
     ends = starts + frame["answer_text"].str.len().to_numpy()
     start_positions, end_positions = [], []
-    for i, offsets in enumerate(enc["offset_mapping"]):
+    for i in range(len(enc["input_ids"])):
         row = enc["overflow_to_sample_mapping"][i]
-        sequence = enc.sequence_ids(i)
-        context = [t for t, s in enumerate(sequence) if s == 1]
+        spans = context_offsets(enc, i)
+        context = [t for t, span in enumerate(spans) if span is not None]
         first, last = context[0], context[-1]
         a, b = starts[row], ends[row]
-        if a < 0 or offsets[first][0] > a or offsets[last][1] < b:
+        if a < 0 or spans[first][0] > a or spans[last][1] < b:
             start_positions.append(0)
             end_positions.append(0)
             continue
-        start_positions.append(next(t for t in context if offsets[t][1] > a))
-        end_positions.append(next(t for t in reversed(context) if offsets[t][0] < b))
+        start_positions.append(next(t for t in context if spans[t][1] > a))
+        end_positions.append(next(t for t in reversed(context) if spans[t][0] < b))
     columns = {key: enc[key] for key in enc.keys() if key not in ("offset_mapping", "overflow_to_sample_mapping")}
     columns["length"] = [len(ids) for ids in enc["input_ids"]]
     columns["start_positions"] = start_positions
