@@ -54,11 +54,24 @@ def tiny(sample_dir):
 
 
 @pytest.fixture(scope="session")
-def project(tmp_path_factory, root):
+def shared_cache(tmp_path_factory) -> Path:
+    """One cache folder for the whole pytest run: the pretrained tiny P is built once and every
+    smoke-derived run reuses it (its key covers its settings)."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
+def use_shared_cache(params: Path, cache: Path) -> None:
+    """Point a params file at the session's shared cache."""
+    params.write_text(params.read_text(encoding="utf-8") + f"\ncache_dir: {cache}\n", encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory, root, shared_cache):
     """A copy of notebooks/ and params/ in a temporary folder: the run lands in its outputs/."""
     tree = tmp_path_factory.mktemp("project")
     shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
     shutil.copytree(root / "params", tree / "params")
+    use_shared_cache(tree / "params" / "smoke.yaml", shared_cache)
     return tree
 
 

@@ -151,3 +151,17 @@ def test_a_profile_that_subsamples_without_saying_so_is_warned(tmp_path, smoke_y
                           capture_output=True, text=True)
     assert proc.returncode == 0
     assert proc.stderr.startswith("warning: mnli.max_examples is not set")
+
+
+@pytest.mark.parametrize("profile", ["smoke.yaml", "offline-real.yaml"])
+def test_every_profile_and_its_resolved_copy_fingerprint_alike(tmp_path, root, profile):
+    """Defaults as written (an int where a float is meant) must fingerprint like the values the
+    run folder's params.yaml gives back after a YAML round trip, for every stage."""
+    from xnli_study.stages import STAGES
+
+    config = load_params(root / "params" / profile)
+    resolved = tmp_path / "params.yaml"
+    resolved.write_text(config.to_yaml())
+    again = load_params(resolved)
+    for stage in STAGES:
+        assert again.fingerprint(stage.reads) == config.fingerprint(stage.reads), stage.name

@@ -1,4 +1,5 @@
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -316,3 +317,37 @@ def test_every_condition_starts_mnli_from_the_same_head_and_p_pooler(tmp_path, t
     other = models.load_nli_start(str(p), None, seed=5, label_names=labels).state_dict()
     assert not torch.equal(other["classifier.weight"], base["classifier.weight"])
     assert torch.equal(other["bert.pooler.dense.weight"], base["bert.pooler.dense.weight"])
+
+
+def _tiny_profile(tmp_path, **tiny):
+    settings = {"hidden_size": 16, "num_layers": 1, "num_heads": 2, "intermediate_size": 32, "vocab_size": 400,
+                "pretrain_epochs": 1, "pretrain_batch_size": 32, **tiny}
+    return config_with(output_dir=str(tmp_path), encoder={"name": "tiny", "tiny": settings},
+                       sample={"corpus_sentences": 20, "parallel_sentences": 10})
+
+
+def test_tiny_encoder_is_pretrained_once_and_cached_by_content(tmp_path):
+    from xnli_study import pretraining
+
+    config = _tiny_profile(tmp_path)
+    folder = Path(pretraining.prepare_pretrained(config))
+    assert folder.parent.parent == tmp_path / ".cache" and (folder / "config.json").is_file()
+    weights = (folder / "model.safetensors").stat().st_mtime_ns
+    assert pretraining.prepare_pretrained(config) == str(folder)  # the same settings: reused...
+    assert (folder / "model.safetensors").stat().st_mtime_ns == weights  # ...not trained again
+    # a changed setting of P or of its corpus is another P
+    assert models.tiny_folder(_tiny_profile(tmp_path, pretrain_epochs=2)) != folder
+    other_corpus = config.model_copy(update={"sample": config.sample.model_copy(update={"anchor_share": 0.0})})
+    assert models.tiny_folder(other_corpus) != folder
+    # deterministic: the same settings pretrained again give the same weights
+    again = pretraining.pretrain_tiny(config, tmp_path / "again", progress=False)
+    first = models.load_encoder(str(folder))
+    second = models.load_encoder(str(again))
+    assert models.weights_fingerprint(first) == models.weights_fingerprint(second)
+    # pretraining moved the weights away from their random draw (the pooler keeps its draw)
+    untrained = pretraining.pretrain_tiny(_tiny_profile(tmp_path, pretrain_epochs=0), tmp_path / "raw",
+                                          progress=False)
+    raw = models.load_encoder(str(untrained)).state_dict()
+    trained = first.state_dict()
+    assert not torch.equal(raw["encoder.layer.0.output.dense.weight"], trained["encoder.layer.0.output.dense.weight"])
+    assert torch.equal(raw["pooler.dense.weight"], trained["pooler.dense.weight"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import use_shared_cache
 from xnli_study import pipeline
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -71,7 +72,7 @@ def test_smoke_report_renders_in_chromium(browser, smoke_run):
 
 
 @pytest.fixture(scope="module")
-def hostile_run(tmp_path_factory, root):
+def hostile_run(tmp_path_factory, root, shared_cache):
     """A small study whose XNLI sentences carry markup: a <script> and an <img onerror>."""
     from xnli_study.sample import write_sample
 
@@ -103,6 +104,7 @@ def hostile_run(tmp_path_factory, root):
                      f"sst2: {{source: local, path: {data / 'sst2' / 'train.tsv'}, max_examples: 200}}"))
     assert text.count("source: official") == 1 and "source: local" in text
     (params / "hostile.yaml").write_text(text)
+    use_shared_cache(params / "hostile.yaml", shared_cache)
     return pipeline.run_study(params / "hostile.yaml", notebooks_dir=tree / "notebooks", progress=False)
 
 

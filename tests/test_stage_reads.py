@@ -91,7 +91,8 @@ def test_each_stage_reads_only_settings_its_fingerprint_covers(tmp_path, smoke_y
     data = yaml.safe_load(smoke_yaml.read_text())
     data.update(output_dir=str(tmp_path), run_name="reads", seeds=[0], languages=["en", "fr", "de"])
     data["encoder"]["tiny"] = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64,
-                               "vocab_size": 800}
+                               "vocab_size": 800, "pretrain_epochs": 1}
+    data["sample"] = {"corpus_sentences": 30, "parallel_sentences": 10}
     data["xnli"]["sample_items"] = 60
     data["mnli"]["max_examples"] = 120
     data["tasks"]["sst2"]["max_examples"] = 100

@@ -18,16 +18,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import ParamsError
 from .languages import XNLI_LANGUAGES
+from .sample import DEFAULT_ANCHOR_SHARE, SampleSettings
 from .tasks import TASKS
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 #: settings that never change a result (where the run lives, what it and its profile are called,
 #: prose): no fingerprint covers them
-NOT_FINGERPRINTED = ("output_dir", "run_name", "profile", "description", "limits", "base_dir")
+NOT_FINGERPRINTED = ("output_dir", "cache_dir", "run_name", "profile", "description", "limits", "base_dir")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # defaults are validated like values from a file, so 4 and 4.0 fingerprint alike
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, validate_default=True)
 
 
 class TinyEncoderConfig(_Strict):
@@ -39,7 +41,12 @@ class TinyEncoderConfig(_Strict):
     intermediate_size: int = Field(128, ge=8)
     vocab_size: int = Field(3000, ge=100)
     max_position: int = Field(128, ge=16)
-    seed: int = 0  # the random initial weights of P
+    seed: int = 0  # the random initial weights of P and the order of its pretraining
+    # masked-LM pretraining on the synthetic world's monolingual corpus (0 epochs: random weights)
+    pretrain_epochs: float = Field(4.0, ge=0)
+    pretrain_learning_rate: float = Field(1e-3, gt=0)
+    pretrain_batch_size: int = Field(64, ge=1)
+    mask_probability: float = Field(0.15, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _heads_divide_hidden(self) -> "TinyEncoderConfig":
@@ -83,6 +90,35 @@ class XnliConfig(_Strict):
             what = "the unpacked XNLI-1.0 folder" if self.source == "official" else "the folder of {dev,test}-<lang>.tsv"
             raise ValueError(f"source '{self.source}' needs xnli.path: {what}")
         return self
+
+
+class SampleConfig(_Strict):
+    """The synthetic world of the smoke profile (``xnli_study.sample``, STUDY.md section 8)."""
+
+    # the share of each pseudo-language's vocabulary written as the English word (an anchor), one
+    # number for every language or one per language; at most 0.5. Person names and digits are
+    # shared by every language besides.
+    anchor_share: float | dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_ANCHOR_SHARE))
+    corpus_sentences: int = Field(600, ge=10)  # monolingual sentences per language, for pretraining P
+    parallel_sentences: int = Field(300, ge=10)  # parallel events (translate-train and alignment tasks)
+
+    @field_validator("anchor_share")
+    @classmethod
+    def _shares_in_range(cls, value):
+        shares = value if isinstance(value, dict) else {"every language": value}
+        for lang, share in shares.items():
+            if isinstance(value, dict) and (lang not in XNLI_LANGUAGES or lang == "en"):
+                raise ValueError(f"unknown pseudo-language {lang!r}; allowed: "
+                                 f"{' '.join(sorted(set(XNLI_LANGUAGES) - {'en'}))}")
+            if not 0 <= share <= 0.5:
+                raise ValueError(f"share {share} for {lang} is outside 0..0.5")
+        return value
+
+    def shares(self) -> dict[str, float]:
+        """The anchor share of every pseudo-language (a language left out of a mapping gets 0)."""
+        if isinstance(self.anchor_share, dict):
+            return {lang: float(self.anchor_share.get(lang, 0.0)) for lang in XNLI_LANGUAGES if lang != "en"}
+        return {lang: float(self.anchor_share) for lang in XNLI_LANGUAGES if lang != "en"}
 
 
 class MnliConfig(_Strict):
@@ -171,6 +207,8 @@ class StudyConfig(_Strict):
     limits: str = ""  # what the profile's numbers can and cannot show; printed in the report
     run_name: str
     output_dir: str = "../outputs"
+    #: the folder of caches shared by runs (the pretrained tiny encoder); default output_dir
+    cache_dir: str | None = None
     #: folder that relative data paths (xnli.path, xnli.labels_from, mnli.path, tasks.*.path) are
     #: read from; unset, they resolve against the params file's folder like every other path
     data_dir: str | None = None
@@ -180,6 +218,7 @@ class StudyConfig(_Strict):
     languages: list[str] = Field(default_factory=lambda: list(XNLI_LANGUAGES))
     xnli: XnliConfig = XnliConfig()
     mnli: MnliConfig = MnliConfig()
+    sample: SampleConfig = SampleConfig()
     conditions: list[str] = Field(default_factory=lambda: ["none"])
     tasks: dict[str, TaskDataConfig] = Field(default_factory=dict)
     training: TrainingConfig = TrainingConfig()
@@ -249,6 +288,11 @@ class StudyConfig(_Strict):
         return self.path(self.output_dir) / self.run_name
 
     @property
+    def cache_root(self) -> Path:
+        """The folder that holds the caches shared by runs (``cache_dir``, else ``output_dir``)."""
+        return self.path(self.cache_dir or self.output_dir)
+
+    @property
     def intermediate_conditions(self) -> list[str]:
         """Conditions that train on an intermediate task (all but ``none``)."""
         return [c for c in self.conditions if c != "none"]
@@ -264,6 +308,12 @@ class StudyConfig(_Strict):
         if p.is_absolute() or self.data_dir is None:
             return self.path(value)
         return (self.path(self.data_dir) / p).resolve()
+
+    def sample_settings(self) -> SampleSettings:
+        """What the synthetic sample of this profile is made of (it is a function of these alone)."""
+        return SampleSettings(test_items=self.xnli.sample_items, corpus_sentences=self.sample.corpus_sentences,
+                              parallel_sentences=self.sample.parallel_sentences,
+                              anchor_share=tuple(sorted(self.sample.shares().items())))
 
     def subsampling_warnings(self) -> list[str]:
         """One line for each training set that a profile other than ``smoke`` subsamples without
@@ -308,6 +358,7 @@ class StudyConfig(_Strict):
         same settings give the same dump wherever the file that holds them lives."""
         data = self.model_dump()
         data["output_dir"] = str(self.path(self.output_dir))
+        data["cache_dir"] = str(self.cache_root)
         for section, key in (("xnli", "path"), ("xnli", "labels_from"), ("mnli", "path")):
             if data[section][key]:
                 data[section][key] = str(self.data_path(data[section][key]))

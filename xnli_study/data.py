@@ -392,8 +392,9 @@ def nli_as_pairs(frame: pd.DataFrame) -> pd.DataFrame:
 def sample_folder(config, run_dir: str | Path) -> Path:
     """The run's copy of the synthetic sample, written on first use (``xnli_study.sample``)."""
     folder = RunFolder(run_dir).sample
-    if not is_written(folder):
-        write_sample(folder, test_items=config.xnli.sample_items)
+    settings = config.sample_settings()
+    if not is_written(folder, settings):  # missing, or written for other settings
+        write_sample(folder, settings)
     return folder
 
 

@@ -2,8 +2,9 @@
 
 The pretrained encoder P is named once in the params (``encoder.name``):
 
-* ``tiny``: a WordPiece tokenizer trained with ``tokenizers`` on the run's training text, and a small
-  BERT built from a config with a fixed seed; saved to ``<run>/models/pretrained``;
+* ``tiny``: a WordPiece tokenizer and a small BERT built from a config with a fixed seed, then
+  pretrained by masked language modelling on the synthetic world's corpus
+  (:mod:`xnli_study.pretraining`), cached by content beside the run folders;
 * a hub id (``FacebookAI/xlm-roberta-base``): loaded with ``transformers`` (from the local cache
   when the hub cannot be reached; otherwise a clear error within seconds);
 * a local folder holding ``config.json`` and weights, loaded with ``from_pretrained``.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -25,6 +27,7 @@ from .config import looks_like_path
 from .errors import DataError, HubUnavailableError, ParamsError
 from .files import atomic_dir
 from .hub import hub_reachable
+from .runfolder import shared_cache
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -104,6 +107,24 @@ def build_tiny_encoder(settings, *, vocab_size: int, seed: int = 0):
     return BertModel(config)
 
 
+#: bump when the pretraining of the tiny encoder changes: caches of another version are not reused
+TINY_VERSION = 2
+
+
+def tiny_key(config) -> str:
+    """The content key of the pretrained tiny encoder: its settings, the pretraining settings and
+    the synthetic sample it is pretrained on (the sample is a function of its settings)."""
+    data = {"tiny": config.encoder.tiny.model_dump(), "sample": config.sample_settings().as_dict(),
+            "version": TINY_VERSION}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def tiny_folder(config) -> Path:
+    """Where the pretrained tiny encoder P lives: a cache shared by every run of the output folder,
+    keyed by content (:func:`tiny_key`)."""
+    return shared_cache(config.cache_root) / "pretrained" / tiny_key(config)
+
+
 def resolve_encoder_name(config) -> str:
     """The name to pass to ``from_pretrained`` for P; checks folders and hub ids early.
 
@@ -112,7 +133,7 @@ def resolve_encoder_name(config) -> str:
     """
     name = config.encoder.name
     if name == "tiny":
-        return str(Path(config.run_dir) / "models" / "pretrained")
+        return str(tiny_folder(config))
     if name.startswith("package:"):
         return str(package_model_folder(name))
     candidate = config.path(name)
@@ -146,8 +167,6 @@ def encoder_depth(config, name: str) -> int | None:
     """Number of transformer layers of the encoder (None when it cannot be known offline)."""
     if config.encoder.name == "tiny":
         return config.encoder.tiny.num_layers
-    import json
-
     folder = Path(name)
     if (folder / "config.json").is_file():
         data = json.loads((folder / "config.json").read_text())
@@ -197,29 +216,6 @@ def freeze_lower_layers(model, n_layers: int) -> int:
         for param in module.parameters():
             param.requires_grad = False
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def prepare_pretrained(config, *, texts: Iterable[str] | None = None) -> str:
-    """Make P available and return its ``from_pretrained`` name.
-
-    For ``tiny`` this trains the tokenizer on ``texts`` and saves tokenizer and encoder to
-    ``<run>/models/pretrained`` (once; later calls reuse it).
-    """
-    name = resolve_encoder_name(config)
-    if config.encoder.name != "tiny":
-        return name
-    folder = Path(name)
-    if (folder / "config.json").is_file():
-        return name
-    if texts is None:
-        raise DataError("the tiny encoder has not been built yet: run the data stage first")
-    tiny = config.encoder.tiny
-    tokenizer = build_tiny_tokenizer(texts, vocab_size=tiny.vocab_size)
-    model = build_tiny_encoder(tiny, vocab_size=len(tokenizer), seed=tiny.seed)
-    with atomic_dir(folder) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-    return name
 
 
 def load_tokenizer(name: str, *, revision: str | None = None):

@@ -31,7 +31,6 @@ NOTEBOOKS = Entry("notebooks/", "executed stage notebooks (01_data_inspection ..
 STAGES = Entry("stages/<stage>.json", "completion record: params fingerprint, upstream records, outputs (written last);\n"
                                       "render.json for report.html")
 FIGURES = Entry("figures/<name>.png", "every figure as PNG")
-PRETRAINED = Entry("models/pretrained/", "P, for the tiny encoder")
 INTERMEDIATE = Entry("models/<task>/seed<k>/intermediate/", "I_t: the encoder only (the task head is dropped)")
 FINAL = Entry("models/<condition>/seed<k>/final/", "F_t: encoder + NLI head, selected on English dev")
 EMBEDDINGS = Entry("cache/embeddings/<key>/",
@@ -125,10 +124,6 @@ class RunFolder:
         return self._at(FIGURES, name=name)
 
     # ---- models and caches ------------------------------------------------------------------
-    @property
-    def pretrained(self) -> Path:
-        return self._at(PRETRAINED)
-
     def model(self, condition: str, seed: int, kind: str) -> Path:
         """``kind`` is ``intermediate`` (I_t, encoder only) or ``final`` (F_t)."""
         entry = {"intermediate": INTERMEDIATE, "final": FINAL}[kind]
@@ -149,6 +144,16 @@ class RunFolder:
     def relative(self, path: str | Path) -> str:
         """``path`` relative to the run folder, as records list outputs."""
         return str(Path(path).resolve().relative_to(self.root.resolve()))
+
+
+#: caches shared by the runs of one output folder (content-keyed: the pretrained tiny encoder)
+SHARED_CACHE = Entry(".cache/pretrained/<key>/",
+                     "beside the run folders: the pretrained tiny encoder P, keyed by its settings and corpus")
+
+
+def shared_cache(output_dir: str | Path) -> Path:
+    """The cache folder shared by every run in ``output_dir``."""
+    return Path(output_dir) / SHARED_CACHE.path.split("/")[0]
 
 
 def table_name(key: str) -> str:
@@ -172,8 +177,10 @@ def layout_markdown() -> str:
     out.append(f"{TABLES_DIR}/")
     for entry in TABLES.values():
         out += lines(entry.path, entry.what, indent="  ")
-    for entry in (FIGURES, PRETRAINED, INTERMEDIATE, FINAL, EMBEDDINGS, SAMPLE, SCRATCH):
+    for entry in (FIGURES, INTERMEDIATE, FINAL, EMBEDDINGS, SAMPLE, SCRATCH):
         out += lines(entry.path, entry.what)
+    out += ["", "and in the output folder, beside the run folders:"]
+    out += lines(SHARED_CACHE.path, SHARED_CACHE.what.split(": ", 1)[1])
     out.append("```")
     return "\n".join(out)
 

@@ -62,6 +62,7 @@ class Clause:
     place: str | None = None
     time: str | None = None
     extra: tuple[str, str] | None = None  # ("for"|"with", name) or ("because", reason)
+    hour: int | None = None  # "at 9": digits are shared by every language (the corpora only)
 
 
 @dataclass(frozen=True)
@@ -125,14 +126,42 @@ def _word(rng: random.Random, script: str, syllables: int) -> str:
     return "".join(parts)
 
 
-def lexicon(lang: str) -> dict[str, str]:
-    """The invented vocabulary of pseudo-language ``lang``: lexeme key -> word (deterministic)."""
+#: every lexeme of the sample, in a fixed order
+LEXEMES: tuple[str, ...] = (FUNCTION_WORDS + tuple(VERBS) + NOUNS + ADJECTIVES + PLACES + tuple(TIMES) + REASONS
+                             + ("at",))
+#: the English word a lexeme key stands for (an anchor is this very word in another language)
+ENGLISH_WORDS: dict[str, str] = {
+    **{key: key for key in LEXEMES}, **{verb: forms[0] for verb, forms in VERBS.items()},
+    "it_was": "was", "monday": "Monday", "lunch": "lunch",
+}
+#: anchor shares by language group (sample.anchor_share): high for the Latin-script languages
+#: most like English, low for the other scripts, in between for the rest
+ANCHOR_GROUPS: dict[str, tuple[str, ...]] = {
+    "high": ("fr", "es", "de"), "middle": ("tr", "vi", "sw"),
+    "low": ("el", "bg", "ru", "ar", "th", "zh", "hi", "ur"),
+}
+DEFAULT_ANCHOR_SHARE: dict[str, float] = {
+    **{lang: 0.5 for lang in ANCHOR_GROUPS["high"]}, **{lang: 0.3 for lang in ANCHOR_GROUPS["middle"]},
+    "el": 0.1, "bg": 0.1, "ru": 0.1, **{lang: 0.05 for lang in ("ar", "th", "zh", "hi", "ur")},
+}
+
+
+def anchored_lexemes(lang: str, share: float) -> list[str]:
+    """The lexemes that pseudo-language ``lang`` writes as the English word: ``round(share * n)``
+    of them, chosen by a fixed hash order (so a larger share keeps the smaller share's anchors)."""
+    n = int(round(share * len(LEXEMES)))
+    return sorted(LEXEMES, key=lambda key: zlib.crc32(f"{lang}:{key}".encode()))[:n]
+
+
+def lexicon(lang: str, anchor_share: float = 0.0) -> dict[str, str]:
+    """The vocabulary of pseudo-language ``lang``: lexeme key -> word (deterministic). A share
+    ``anchor_share`` of the lexemes are anchors, the English word itself; the rest are invented
+    words in the language's script. Person names and digits are shared by every language."""
     if lang == "en":
         raise ValueError("English is rendered by english(), not from a lexicon")
     style = STYLES[lang]
     rng = random.Random(zlib.crc32(lang.encode()))
-    keys = (list(FUNCTION_WORDS) + list(VERBS) + list(NOUNS) + list(ADJECTIVES) + list(PLACES)
-            + list(TIMES) + list(REASONS))
+    keys = list(LEXEMES)
     words: dict[str, str] = {}
     used: set[str] = set()
     for key in keys:
@@ -144,6 +173,8 @@ def lexicon(lang: str) -> dict[str, str]:
             word = _word(rng, style.script, syllables + 1)
         used.add(word)
         words[key] = word
+    for key in anchored_lexemes(lang, anchor_share):
+        words[key] = ENGLISH_WORDS[key]
     return words
 
 
@@ -162,6 +193,8 @@ def english(clause: Clause) -> str:
         words.append(f"in the {clause.place}")
     if clause.time:
         words.append(TIMES[clause.time])
+    if clause.hour is not None:
+        words.append(f"at {clause.hour}")
     if clause.extra:
         kind, value = clause.extra
         words.append(f"because it was {value}" if kind == "because" else f"{kind} {value}")
@@ -197,6 +230,8 @@ def render(clause: Clause, lang: str, words: dict[str, str] | None = None) -> st
         rest += adposition("in", lex[clause.place])
     if clause.time:
         rest.append(lex[clause.time])
+    if clause.hour is not None:
+        rest += adposition("at", str(clause.hour))
     tail: list[str] = []
     if clause.extra:
         kind, value = clause.extra
@@ -275,8 +310,9 @@ OFFICIAL_COLUMNS = ("language", "gold_label", "sentence1_binary_parse", "sentenc
                     "sentence1_tokenized", "sentence2_tokenized", "match")
 
 
-def _write_official(path: Path, items: list[dict], *, first_pair_id: int) -> None:
-    lexicons = {lang: lexicon(lang) for lang in XNLI_LANGUAGES if lang != "en"}
+def _write_official(path: Path, items: list[dict], *, first_pair_id: int,
+                    words: dict[str, dict[str, str]]) -> None:
+    lexicons = words
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, delimiter="\t", quoting=csv.QUOTE_NONE, lineterminator="\n")
         writer.writerow(OFFICIAL_COLUMNS)
@@ -305,43 +341,195 @@ def task_file(folder: str | Path, task: str) -> Path:
     return Path(folder) / task / "train.tsv"
 
 
-def is_written(folder: str | Path) -> bool:
-    """True once :func:`write_sample` has completed in ``folder`` (the README is written with it)."""
-    return (Path(folder) / "README.md").is_file()
+@dataclass(frozen=True)
+class SampleSettings:
+    """Everything that decides the sample's content (the sample is a function of these alone)."""
+
+    test_items: int = 120
+    dev_items: int = 90
+    mnli_examples: int = 1500
+    sst2_examples: int = 800
+    corpus_sentences: int = 600  # monolingual sentences per language (masked-LM pretraining)
+    parallel_sentences: int = 300  # parallel events rendered in every language
+    anchor_share: tuple[tuple[str, float], ...] = tuple(sorted(DEFAULT_ANCHOR_SHARE.items()))
+    seed: int = 13
+
+    @property
+    def shares(self) -> dict[str, float]:
+        return dict(self.anchor_share)
+
+    def as_dict(self) -> dict:
+        return {**{k: getattr(self, k) for k in self.__dataclass_fields__ if k != "anchor_share"},
+                "anchor_share": self.shares, "version": SAMPLE_VERSION}
 
 
-def write_sample(folder: str | Path, *, test_items: int = 120, dev_items: int = 90,
-                 mnli_examples: int = 1500, sst2_examples: int = 800, seed: int = 13) -> Path:
+#: bump when the generator changes: a sample written by another version is written again
+SAMPLE_VERSION = 2
+
+
+def lexicons(settings: SampleSettings) -> dict[str, dict[str, str]]:
+    return {lang: lexicon(lang, settings.shares.get(lang, 0.0)) for lang in XNLI_LANGUAGES if lang != "en"}
+
+
+def _all_clauses(items: list[dict]) -> set[Clause]:
+    return {x["premise"] for x in items} | {x["hypothesis"] for x in items}
+
+
+def _corpus_clause(rng: random.Random) -> Clause:
+    """An event for the corpora: a premise, or one of its shorter forms, sometimes with an hour."""
+    p = _premise(rng)
+    form = rng.random()
+    if form < 0.35:
+        p = replace(p, time=None, place=rng.choice((p.place, None)))
+    elif form < 0.5:
+        p = replace(p, adjective=None)
+    if rng.random() < 0.3:
+        p = replace(p, hour=rng.randint(1, 12))
+    if rng.random() < 0.15:
+        p = replace(p, polarity=rng.choice(("not", "never")))
+    return p
+
+
+def corpus(settings: SampleSettings, *, exclude: set[Clause]) -> dict[str, list[str]]:
+    """Monolingual text for masked-LM pretraining: ``corpus_sentences`` sentences per language, each
+    language drawing its own events (not parallel), none of them an XNLI item (``exclude``)."""
+    words = lexicons(settings)
+    out = {}
+    for lang in XNLI_LANGUAGES:
+        rng = random.Random(zlib.crc32(f"corpus:{settings.seed}:{lang}".encode()))
+        sentences = []
+        while len(sentences) < settings.corpus_sentences:
+            clause = _corpus_clause(rng)
+            if clause not in exclude:
+                sentences.append(render(clause, lang, words.get(lang)))
+        out[lang] = sentences
+    return out
+
+
+def parallel_events(settings: SampleSettings, *, exclude: set[Clause]) -> list[dict]:
+    """Events for the parallel corpus, none of them a clause of the XNLI or MNLI sample
+    (``exclude``): each a premise with one hypothesis and its label."""
+    rng = random.Random(settings.seed + 5)
+    events, seen = [], set(exclude)
+    while len(events) < settings.parallel_sentences:
+        clause = _corpus_clause(rng)
+        hyps = _hypotheses(clause, rng)
+        label = rng.choice(list(hyps))
+        if clause in seen or hyps[label] in exclude:
+            continue
+        seen.add(clause)
+        events.append({"premise": clause, "hypothesis": hyps[label], "label": label})
+    return events
+
+
+def corpus_file(folder: str | Path, lang: str) -> Path:
+    """One language's monolingual corpus: one sentence per line."""
+    return Path(folder) / "corpus" / f"{lang}.txt"
+
+
+def parallel_folder(folder: str | Path) -> Path:
+    """The parallel corpus in the XNLI-1.0-MT layout: ``multinli.train.<lang>.tsv`` per language,
+    rows parallel across languages (header ``premise hypo label``)."""
+    return Path(folder) / "parallel"
+
+
+def lexicon_file(folder: str | Path, lang: str) -> Path:
+    """The bilingual lexicon English -> ``lang`` in the MUSE format (``source target`` per line)."""
+    return Path(folder) / "lexicons" / f"en-{lang}.txt"
+
+
+def settings_file(folder: str | Path) -> Path:
+    return Path(folder) / "settings.json"
+
+
+def is_written(folder: str | Path, settings: SampleSettings | None = None) -> bool:
+    """True once :func:`write_sample` has completed in ``folder`` (with ``settings``, when given)."""
+    path = settings_file(folder)
+    if not path.is_file():
+        return False
+    return settings is None or json.loads(path.read_text(encoding="utf-8")) == settings.as_dict()
+
+
+def held_out_clauses(settings: SampleSettings) -> set[Clause]:
+    """Every clause of the XNLI sample (test and dev) and of the MNLI sample."""
+    test, dev, train = _nli_splits(settings)
+    return _all_clauses(test) | _all_clauses(dev) | _all_clauses(train)
+
+
+def _nli_splits(settings: SampleSettings):
+    test = nli_items(-(-settings.test_items // 3), seed=settings.seed)
+    dev = nli_items(-(-settings.dev_items // 3), seed=settings.seed + 1, exclude={x["premise"] for x in test})
+    held_out = {x["premise"] for x in test + dev}
+    train = nli_items(-(-settings.mnli_examples // 3), seed=settings.seed + 2, exclude=held_out)
+    return test, dev, train[:settings.mnli_examples]
+
+
+def english_training_text(settings: SampleSettings) -> list[str]:
+    """The English sentences of the sample's MNLI and SST-2 training sets."""
+    _, _, train = _nli_splits(settings)
+    text = [english(x[part]) for x in train for part in ("premise", "hypothesis")]
+    return text + [sentence for sentence, _ in sentiment_items(settings.sst2_examples, seed=settings.seed + 3)]
+
+
+def write_sample(folder: str | Path, settings: SampleSettings | None = None, **overrides) -> Path:
     """Write the whole sample into ``folder`` atomically and return it.
 
     Layout: ``xnli/xnli.{dev,test}.tsv`` (official XNLI-1.0 TSV, 15 languages, parallel),
-    ``mnli/train.jsonl`` (English), ``sst2/train.tsv`` (GLUE layout) and ``README.md``.
-    Item counts are rounded up to whole premises (three items per premise, labels balanced).
+    ``mnli/train.jsonl`` (English), ``sst2/train.tsv`` (GLUE layout), ``corpus/<lang>.txt``
+    (monolingual, for pretraining), ``parallel/multinli.train.<lang>.tsv`` (parallel events in
+    the XNLI-1.0-MT layout), ``lexicons/en-<lang>.txt`` (MUSE format), ``settings.json`` and
+    ``README.md``. Item counts are rounded up to whole premises (three items per premise, labels
+    balanced). ``overrides`` are fields of :class:`SampleSettings`.
     """
+    settings = replace(settings or SampleSettings(), **overrides)
     folder = Path(folder)
-    test = nli_items(-(-test_items // 3), seed=seed)
-    dev = nli_items(-(-dev_items // 3), seed=seed + 1, exclude={x["premise"] for x in test})
-    held_out = {x["premise"] for x in test + dev}
-    train = nli_items(-(-mnli_examples // 3), seed=seed + 2, exclude=held_out)
+    test, dev, train = _nli_splits(settings)
+    words = lexicons(settings)
+    xnli_clauses = _all_clauses(test) | _all_clauses(dev)
     with atomic_dir(folder) as tmp:
         xnli_folder(tmp).mkdir()
-        _write_official(xnli_folder(tmp) / "xnli.test.tsv", test, first_pair_id=1)
-        _write_official(xnli_folder(tmp) / "xnli.dev.tsv", dev, first_pair_id=1 + len(test))
+        _write_official(xnli_folder(tmp) / "xnli.test.tsv", test, first_pair_id=1, words=words)
+        _write_official(xnli_folder(tmp) / "xnli.dev.tsv", dev, first_pair_id=1 + len(test), words=words)
         mnli_file(tmp).parent.mkdir()
         with mnli_file(tmp).open("w", encoding="utf-8") as f:
-            for item in train[:mnli_examples]:
+            for item in train:
                 f.write(json.dumps({"premise": english(item["premise"]),
                                     "hypothesis": english(item["hypothesis"]),
                                     "label": item["label"]}) + "\n")
         task_file(tmp, "sst2").parent.mkdir()
         with task_file(tmp, "sst2").open("w", encoding="utf-8") as f:
             f.write("sentence\tlabel\n")
-            for sentence, label in sentiment_items(sst2_examples, seed=seed + 3):
+            for sentence, label in sentiment_items(settings.sst2_examples, seed=settings.seed + 3):
                 f.write(f"{sentence}\t{label}\n")
-        (tmp / "README.md").write_text(
-            "# Synthetic sample written by xnli_study.sample\n\n" + (__doc__ or ""), encoding="utf-8"
-        )
+        for lang, sentences in corpus(settings, exclude=xnli_clauses).items():
+            corpus_file(tmp, lang).parent.mkdir(exist_ok=True)
+            corpus_file(tmp, lang).write_text("\n".join(sentences) + "\n", encoding="utf-8")
+        events = parallel_events(settings, exclude=xnli_clauses | _all_clauses(train))
+        parallel_folder(tmp).mkdir()
+        for lang in XNLI_LANGUAGES:
+            with (parallel_folder(tmp) / f"multinli.train.{lang}.tsv").open("w", encoding="utf-8") as f:
+                f.write("premise\thypo\tlabel\n")
+                for e in events:
+                    label = "contradictory" if e["label"] == "contradiction" else e["label"]
+                    f.write(f"{render(e['premise'], lang, words.get(lang))}\t"
+                            f"{render(e['hypothesis'], lang, words.get(lang))}\t{label}\n")
+        for lang, lex in words.items():
+            lexicon_file(tmp, lang).parent.mkdir(exist_ok=True)
+            pairs = sorted({(ENGLISH_WORDS[key], lex[key]) for key in LEXEMES})
+            lexicon_file(tmp, lang).write_text("".join(f"{en} {word}\n" for en, word in pairs
+                                                       if " " not in word), encoding="utf-8")
+        (tmp / "README.md").write_text(_readme(settings), encoding="utf-8")
+        settings_file(tmp).write_text(json.dumps(settings.as_dict(), indent=1), encoding="utf-8")
     return folder
+
+
+def _readme(settings: SampleSettings) -> str:
+    shares = "\n".join(f"| {lang} | {share:.2f} | {group} |" for group, langs in ANCHOR_GROUPS.items()
+                       for lang in langs for share in [settings.shares.get(lang, 0.0)])
+    return ("# Synthetic sample written by xnli_study.sample\n\n" + (__doc__ or "")
+            + "\n## Anchor shares\n\nThe share of the vocabulary each pseudo-language writes as the English "
+              "word (person names and digits are shared by every language besides):\n\n"
+              "| language | anchor share | group |\n|---|---|---|\n" + shares + "\n")
 
 
 def sentiment_items(n: int, *, seed: int) -> list[tuple[str, int]]:

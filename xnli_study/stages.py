@@ -41,16 +41,16 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("data", "01_data_inspection.ipynb", (),
-          ("encoder", "languages", "data_dir", "xnli", "mnli", "conditions", "tasks",
+          ("encoder", "languages", "data_dir", "xnli", "mnli", "sample", "conditions", "tasks", "device",
            "alignment.probe_split")),
     Stage("intermediate", "02_intermediate_training.ipynb", ("data",),
-          ("encoder", "languages", "data_dir", "conditions", "tasks", "seeds", "device",
-           "training.intermediate")),
+          ("encoder", "languages", "data_dir", "sample", "xnli.sample_items", "conditions", "tasks", "seeds",
+           "device", "training.intermediate")),
     Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"),
-          ("encoder", "languages", "data_dir", "xnli", "mnli", "conditions", "seeds", "device",
+          ("encoder", "languages", "data_dir", "xnli", "mnli", "sample", "conditions", "seeds", "device",
            "training.mnli")),
     Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"),
-          ("encoder", "languages", "data_dir", "xnli", "conditions", "seeds", "device", "alignment")),
+          ("encoder", "languages", "data_dir", "xnli", "sample", "conditions", "seeds", "device", "alignment")),
     Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), None),
     # the HTML joins every executed notebook: it reads no setting of its own
     Stage("render", None, ("data", "intermediate", "transfer", "alignment", "report"), ()),

@@ -24,7 +24,8 @@ from .data import ReadReport, load_mnli, load_xnli, nli_as_pairs
 from .errors import DataError
 from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
 from .languages import NLI_LABELS, encoder_label
-from .models import load_nli_start, load_task_model, load_tokenizer, prepare_pretrained, save_encoder, save_model
+from .models import load_nli_start, load_task_model, load_tokenizer, save_encoder, save_model
+from .pretraining import prepare_pretrained
 from .qa import evaluate_spans
 from .runfolder import RunFolder
 from .tasks import get_task, load_task
@@ -75,16 +76,8 @@ def inspect_data(run) -> dict[str, pd.DataFrame]:
     tasks = {name: load_task(name, config, run_dir=run_dir, report=task_reports[name])
              for name in config.intermediate_conditions}
 
-    texts = list(mnli["premise"]) + list(mnli["hypothesis"])
-    for frame in tasks.values():
-        texts += list(frame["text_a"]) + [t for t in frame["text_b"] if t]
-        if "choices" in frame:
-            texts += [c for choices in frame["choices"] for c in choices]
-    texts += list(xnli["dev"]["premise"].unique()) + list(xnli["dev"]["hypothesis"])
-    name = prepare_pretrained(config, texts=texts)
+    name = prepare_pretrained(config)  # the tiny encoder: pretrained once, cached by content
     tokenizer = load_tokenizer(name, revision=config.encoder.revision)
-    if config.encoder.name == "tiny":
-        run.output(Path(name))
 
     counts, lengths = [], []
     unk = tokenizer.unk_token_id

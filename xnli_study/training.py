@@ -122,7 +122,7 @@ class ChoiceCollator:
         return batch
 
 
-def _replace_progress(trainer, progress: bool) -> None:
+def replace_progress(trainer, progress: bool) -> None:
     """One plain-text progress bar per training run, without the Trainer's per-log printouts or
     its notebook widget (the log comes back as a table instead)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
@@ -220,7 +220,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
                                else DataCollatorWithPadding(tokenizer)),
                 compute_metrics=_accuracy if eval_ds is not None else None,
             )
-            _replace_progress(trainer, progress)
+            replace_progress(trainer, progress)
             trainer.train()
         log = pd.DataFrame(trainer.state.log_history)
         best_step = None
