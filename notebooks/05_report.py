@@ -96,8 +96,7 @@ refs = summaries.references_for(summary["encoder"])
 if len(refs):
     display(narrative.show_table(refs.drop(columns="hub_id")))
 else:
-    display(Markdown(f"No published XNLI numbers for `{summary['encoder']}`; STUDY.md lists those for "
-                     "mBERT, XLM-R base and XLM-R large."))
+    display(Markdown(narrative.no_published_numbers(summary["encoder"])))
 
 # %%
 record = run.finish()

@@ -137,7 +137,7 @@ def test_report_reads_like_a_results_section(smoke_run):
     assert "A significance test needs at least 3 seeds" in text
     assert "Holm-adjusted" not in text and "significant in" not in text
     assert "trained on 720 of 800 examples" in text and "MultiNLI fine-tuning on 800 of 1,500 examples" in text
-    assert "Limits of this profile." in text and "built in-process from random weights" in text
+    assert "Limits of this profile." in text and "pretrained in-process by masked language modelling" in text
     alts = re.findall(r'<img[^>]+alt="([^"]*)"', html)
     for figure in ("XNLI zero-shot accuracy (mean over seeds; whiskers: 95% bootstrap interval)",
                    "Accuracy change against the baseline", "Spearman", "Alignment over layers"):

@@ -296,7 +296,7 @@ def test_limits_are_generated_from_the_settings_and_the_profile_text_stays_text(
                          "labels_from": None, "max_items": 300, "seeds": 1, "subsampled": {"mnli": 2000}}
     text = narrative.narrative(summary, limits="Lab note <script>alert(1)</script> *loud*")
     limits = text[text.index("**Limits of this profile.**"):]
-    assert "`FacebookAI/xlm\\-roberta\\-base` comes from the Hugging Face hub" in limits
+    assert "<code>FacebookAI/xlm-roberta-base</code> comes from the Hugging Face hub" in limits
     assert "XNLI comes from xtreme files; MultiNLI from local data; `sst2` from local." in limits
     assert "Evaluation is on XNLI dev, the split that also selects the checkpoint." in limits
     assert "120 test items per language (a seeded sample of 300)" in limits
@@ -304,6 +304,12 @@ def test_limits_are_generated_from_the_settings_and_the_profile_text_stays_text(
     assert "Subsampled: MultiNLI to 2,000 examples." in limits
     assert "&lt;script&gt;alert\\(1\\)&lt;/script&gt; \\*loud\\*" in limits and "<script>" not in text
     assert "synthetic sample" not in limits
-    summary["design"].update(encoder_kind="tiny", synthetic=True, eval_split="test")
+    summary["design"].update(encoder_kind="tiny", synthetic=True, eval_split="test", random_init=True)
     limits = narrative.narrative(summary)
     assert "from random weights" in limits and "not findings about real languages" in limits
+    summary["design"]["random_init"] = False
+    assert "pretrained in-process by masked language modelling" in narrative.narrative(summary)
+    # names from the params are code that shows as typed, never markup
+    summary["profile"] = "x` <img src=y onerror=alert(1)> `"
+    text = narrative.narrative(summary)
+    assert "<code>x` &lt;img src=y onerror=alert(1)&gt; `</code>" in text and "<img" not in text

@@ -250,8 +250,10 @@ def test_null_studies_rarely_call_a_language_significant_and_real_effects_are_fo
     rng = np.random.default_rng(2026)
     first = _simulated_study(rng, effect=0.0)
     agreement = (first["none"][0] == first["none"][1]).mean()
-    seed_sd = first["none"].mean(axis=(1, 2)).std(ddof=1)
-    assert 0.86 < agreement < 0.90  # the simulation is what it claims
+    assert 0.86 < agreement < 0.90  # the simulation is what it claims: runs agree on about 88%...
+    seed_sd = np.mean([100 * _simulated_study(rng, effect=0.0, seeds=10)["none"].mean(axis=(1, 2)).std(ddof=1)
+                       for _ in range(5)])
+    assert 0.5 < seed_sd < 0.9  # ...and a seed's accuracy varies by about 0.7 points
     hits, tests = 0, 0
     n_null = 400
     for _ in range(n_null):

@@ -85,7 +85,8 @@ def _notebook_code(root: Path) -> list[str]:
 
 
 def test_run_folder_file_names_live_in_runfolder_only(root):
-    names = runfolder.file_names() | {"tables", "figures", "cache", ".tmp"}
+    names = runfolder.file_names() | {"tables", "figures", "cache", ".tmp", ".cache",
+                                      runfolder.EMBEDDINGS_META}
     offenders = []
     for module, tree in _modules().items():
         if module == "runfolder":

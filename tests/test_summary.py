@@ -89,7 +89,11 @@ def test_summary_of_a_hand_made_run(hand_made_run):
                                 "tasks": {"sst2": {"trained": 648, "held_out": 72, "available": 800}},
                                 "probe_sentences_per_language": 2}
     assert summary["setting"] == {"none": "zero-shot", "sst2": "zero-shot"}
-    assert summary["intermediate"]["sst2"] == {"metric": "accuracy", "score": 0.5, "chance": 0.5, "held_out": 72}
+    assert summary["intermediate"]["sst2"] == {"metric": "accuracy", "score": 0.5, "f1": None, "chance": 0.5,
+                                               "held_out": 72}
+    # the MNLI cap bound (1,490 rows, 800 kept); sst2's did not (800 rows, cap 800)
+    assert summary["design"]["subsampled"] == {"mnli": 800}
+    assert not summary["design"]["random_init"]  # the smoke profile pretrains its tiny encoder
     shares = summary["label_shares"]
     assert shares["gold"]["fr"] == {"entailment": 0.5, "neutral": 0.25, "contradiction": 0.25}
     # none's French predictions: item 0 right (label 0), items 1-3 wrong (labels 2, 0, 1 predicted)

@@ -4,7 +4,8 @@ The package holds all the logic of the study; the notebooks in ``notebooks/`` na
 One module per concern: ``config`` and ``preflight`` (the params and their checks), ``runfolder``
 (where every output lives), ``stages`` and ``pipeline`` (the stage graph and running it),
 ``environment`` (kernel, provenance), ``study`` (what each stage does), ``data``, ``sample`` and
-``tasks`` (readers), ``models``, ``training``, ``evaluation``, ``alignment``, ``stats``, ``summary``,
+``tasks`` (readers), ``models``, ``pretraining``, ``training``, ``evaluation``, ``qa``, ``alignment``,
+``stats``, ``summary``,
 ``narrative`` and ``render`` (the report's numbers, words and HTML), ``plots`` and ``cli``.
 """
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from .files import atomic_dir, write_json
 from .models import load_encoder, load_tokenizer, pick_device, weights_fingerprint
+from .runfolder import EMBEDDINGS_META
 
 _CHUNK = 2048  # rows of the similarity matrix held at once: memory O(chunk * n)
 
@@ -432,7 +433,7 @@ def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_
                 emb = sentence_embeddings(model, tokenizer, texts, batch_size=batch_size,
                                           max_length=max_length, device=dev, progress=progress)
                 np.save(tmp / f"{lang}.npy", emb.astype(np.float16))
-            write_json(tmp / "meta.json", {"checkpoint": str(checkpoint), "pooling": POOLING,
+            write_json(tmp / EMBEDDINGS_META, {"checkpoint": str(checkpoint), "pooling": POOLING,
                                            "max_length": max_length, "languages": langs})
     return load_cached(folder, langs)
 

@@ -27,7 +27,7 @@ from .config import looks_like_path
 from .errors import DataError, HubUnavailableError, ParamsError
 from .files import atomic_dir
 from .hub import hub_reachable
-from .runfolder import shared_cache
+from .runfolder import pretrained_cache
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
@@ -122,7 +122,7 @@ def tiny_key(config) -> str:
 def tiny_folder(config) -> Path:
     """Where the pretrained tiny encoder P lives: a cache shared by every run of the output folder,
     keyed by content (:func:`tiny_key`)."""
-    return shared_cache(config.cache_root) / "pretrained" / tiny_key(config)
+    return pretrained_cache(config.cache_root, tiny_key(config))
 
 
 def resolve_encoder_name(config) -> str:

@@ -50,6 +50,18 @@ def _significance(row: dict) -> str:
             f"{_p(row['p_holm'])}: {words})")
 
 
+def _resampled(n_seeds: int) -> str:
+    return "resampling seeds and test items" if n_seeds >= MIN_SEEDS else "resampling test items"
+
+
+def _seeds_limit(seeds: int) -> str:
+    if seeds == 1:
+        return "1 seed: no spread over seeds, and no significance test."
+    if seeds < MIN_SEEDS:
+        return f"{seeds} seeds: too few for a significance test."
+    return f"{seeds} seeds: the intervals sample run-to-run variation."
+
+
 def _no_claim(n_seeds: int) -> str:
     """Why a run with too few seeds makes no significance claim."""
     return (f"With {_plural(n_seeds, 'seed')}, the intervals cover the sampling of test items only, not the "
@@ -207,13 +219,13 @@ def narrative(summary: dict, *, limits: str = "") -> str:
     tasks = ", ".join(f"`{c}` ({_task_size(sizes.get('tasks', {}).get(c))}{_setting_note(setting.get(c))})"
                       for c in conds) if conds else "none (the baseline only)"
     lines.append(
-        f"Profile `{summary['profile']}`; encoder `{summary['encoder']}`; intermediate tasks: {tasks}; "
+        f"Profile {code(summary['profile'])}; encoder {code(summary['encoder'])}; intermediate tasks: {tasks}; "
         f"baseline `none` (no intermediate task). {_plural(len(seeds), 'seed')} ({', '.join(map(str, seeds))}), "
         f"shared by every condition. English MultiNLI fine-tuning {_mnli_size(sizes)}, "
         f"the checkpoint selected on English XNLI dev only; evaluation on XNLI "
         f"{summary['xnli_split']} ({summary['xnli_source']}), {items} items in each of "
         f"{len(langs)} languages, {_evaluation_setting(setting)}. Accuracies are means over seeds with 95% "
-        f"bootstrap intervals (resampling seeds and test items); chance is {_pct(chance)}." + _seeds_caveat(len(seeds)))
+        f"bootstrap intervals ({_resampled(len(seeds))}); chance is {_pct(chance)}." + _seeds_caveat(len(seeds)))
     if summary["xnli_split"] == "dev":
         lines.append("English XNLI dev also selected the checkpoint, and dev is 15-way parallel: selection "
                      "on English dev favours the translations of the same items, so every language's "
@@ -348,6 +360,17 @@ def as_text(value: str) -> str:
     return html.escape(_MARKDOWN_SPECIALS.sub(r"\\\1", str(value)), quote=False)
 
 
+def code(value) -> str:
+    """``value`` as inline code that shows exactly as typed: an HTML ``<code>`` element with the
+    text escaped (a Markdown code span cannot hold a backtick, and escapes show inside it)."""
+    return f"<code>{html.escape(str(value), quote=False)}</code>"
+
+
+def no_published_numbers(encoder: str) -> str:
+    return (f"No published XNLI numbers for {code(encoder)}; STUDY.md lists those for mBERT, XLM-R base and "
+            "XLM-R large.")
+
+
 def generated_limits(summary: dict) -> list[str]:
     """The limits of a run, in sentences, from what the profile is made of (``summary['design']``):
     the encoder, the data, the splits, the seeds, the sizes."""
@@ -356,21 +379,25 @@ def generated_limits(summary: dict) -> list[str]:
         return []
     out = []
     kind = design["encoder_kind"]
-    if kind == "tiny":
+    if kind == "tiny" and design.get("random_init"):
         out.append("The encoder is a small BERT built in-process from random weights: before this run it "
                    "has seen no language at all.")
+    elif kind == "tiny":
+        out.append("The encoder is a small BERT pretrained in-process by masked language modelling on the "
+                   "synthetic world's monolingual corpus only (no parallel text): what it shares across "
+                   "languages comes from the anchors, the words the pseudo-languages share with English.")
     elif kind == "package":
-        out.append(f"The encoder `{as_text(design['encoder'])}` is a pretrained model shipped in a Python package.")
+        out.append(f"The encoder {code(design['encoder'])} is a pretrained model shipped in a Python package.")
     elif kind == "folder":
         out.append("The encoder is a local model folder: its pretraining is whatever made that folder.")
     else:
-        out.append(f"The encoder `{as_text(design['encoder'])}` comes from the Hugging Face hub.")
+        out.append(f"The encoder {code(design['encoder'])} comes from the Hugging Face hub.")
     if design["synthetic"]:
         out.append("XNLI, MultiNLI and the intermediate tasks come from the project's synthetic sample: the "
                    "non-English text is pseudo-language keyed by the XNLI codes, not real language, so its "
                    "numbers show what the pipeline measures; they are not findings about real languages.")
     else:
-        labels = (f", labelled through `{as_text(design['labels_from'])}`" if design.get("labels_from") else "")
+        labels = (f", labelled through {code(design['labels_from'])}" if design.get("labels_from") else "")
         tasks = ", ".join(f"`{t}` from {src}" for t, src in design.get("task_sources", {}).items())
         out.append(f"XNLI comes from {design['xnli_source']} files{labels}; MultiNLI from "
                    f"{design['mnli_source']} data" + (f"; {tasks}" if tasks else "") + ".")
@@ -380,10 +407,7 @@ def generated_limits(summary: dict) -> list[str]:
                + (f" (a seeded sample of {design['max_items']})" if design.get("max_items") else "")
                + f": one standard error of a language's accuracy is about "
                f"{100 * np.sqrt(0.25 / max(summary['items_per_language'], 1)):.1f} points.")
-    seeds = design["seeds"]
-    out.append(f"{_plural(seeds, 'seed')}: " + ("no spread over seeds, and no significance test." if seeds == 1 else
-                                                "too few for a significance test." if seeds < MIN_SEEDS else
-                                                "the intervals sample run-to-run variation."))
+    out.append(_seeds_limit(design["seeds"]))
     sub = design.get("subsampled", {})
     if sub:
         out.append("Subsampled: " + ", ".join(f"{'MultiNLI' if k == 'mnli' else f'`{k}`'} to {v:,} examples"
@@ -541,7 +565,7 @@ def _encoder_rows(wide: pd.DataFrame) -> pd.DataFrame:
 
 def profile_line(profile: str, description: str, run_dir) -> str:
     """The first line of the data notebook: the profile, its description (as text) and the run folder."""
-    return f"Profile **{as_text(profile)}**: {as_text(description)}  \nRun folder: `{as_text(run_dir)}`"
+    return f"Profile **{as_text(profile)}**: {as_text(description)}  \nRun folder: {code(run_dir)}"
 
 
 def show_table(frame: pd.DataFrame, *, saved_as: str | None = None, digits: int = 3):

@@ -235,7 +235,9 @@ def delta_heatmap(comparisons: pd.DataFrame) -> plt.Figure:
     ax.set_xticks(range(len(order)), [o.replace("avg_non_en", "avg\nnon-en") for o in order])
     ax.set_yticks(range(len(conds)), conds)
     ax.grid(False)
-    ax.set_title("Accuracy change against the baseline (points); * significant after Holm (p < 0.05)",
+    claims = comparisons["significant"].map(lambda v: v is not None and v == v).any()
+    ax.set_title("Accuracy change against the baseline (points)"
+                 + ("; * significant after Holm (p < 0.05)" if claims else "; no significance test (too few seeds)"),
                  fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01, label="points")
     fig.tight_layout()

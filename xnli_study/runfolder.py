@@ -66,7 +66,8 @@ TABLES: dict[str, Entry] = {
     "selection": Entry("selection.csv", "MNLI model selection on English dev: best step and accuracy per run"),
     "mnli_log": Entry("mnli_log.csv", "MNLI training: loss and English dev accuracy per step"),
     "probe_set": Entry("probe_set.parquet", "the deduplicated parallel probe sentences"),
-    "alignment": Entry("alignment.csv", "checkpoint, stage, condition, seed, layer, lang, metric, value"),
+    "alignment": Entry("alignment.csv", "checkpoint, stage, condition, seed, layer, lang, metric, value,\n"
+                                        "chance (the value of unrelated vectors)"),
     "alignment_changes": Entry("alignment_changes.csv",
                                "intermediate - pretrained, final - final[none], per layer, language, metric"),
     "alignment_vs_transfer": Entry("alignment_vs_transfer.csv",
@@ -154,6 +155,15 @@ SHARED_CACHE = Entry(".cache/pretrained/<key>/",
 def shared_cache(output_dir: str | Path) -> Path:
     """The cache folder shared by every run in ``output_dir``."""
     return Path(output_dir) / SHARED_CACHE.path.split("/")[0]
+
+
+def pretrained_cache(output_dir: str | Path, key: str) -> Path:
+    """The folder of the pretrained tiny encoder with content key ``key``."""
+    return Path(output_dir) / SHARED_CACHE.path.replace("<key>", key).rstrip("/")
+
+
+#: the description written beside each embedding cache's vectors
+EMBEDDINGS_META = "meta.json"
 
 
 def table_name(key: str) -> str:

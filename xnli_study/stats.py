@@ -55,13 +55,22 @@ def _counts(n: int, resamples: int, seed: int, salt: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).astype(np.float64)
 
 
+def _seed_counts(n_seeds: int, resamples: int, seed: int) -> np.ndarray:
+    """How often each seed is drawn in each resample: resampled with :data:`MIN_SEEDS` seeds or
+    more; with fewer, every seed once in every draw (two runs cannot stand for the distribution of
+    runs, so the intervals then cover test items only, as the report says)."""
+    if n_seeds < MIN_SEEDS:
+        return np.ones((resamples, n_seeds))
+    return _counts(n_seeds, resamples, seed, 1)
+
+
 def _bootstrap_means(matrix: np.ndarray, *, resamples: int, seed: int) -> np.ndarray:
     """Means of ``matrix`` (seeds x items) over ``resamples`` two-level bootstrap draws."""
     m = np.asarray(matrix, dtype=np.float64)
     if m.ndim != 2 or min(m.shape) == 0:
         raise ValueError(f"expected a non-empty seeds x items matrix, got shape {m.shape}")
     n_seeds, n_items = m.shape
-    seed_counts = _counts(n_seeds, resamples, seed, 1)
+    seed_counts = _seed_counts(n_seeds, resamples, seed)
     item_counts = _counts(n_items, resamples, seed, 2)
     # sum over drawn seeds of each item's value, then weighted by how often each item is drawn
     per_item = seed_counts @ m  # resamples x items
@@ -322,7 +331,7 @@ def alignment_vs_transfer(alignment: pd.DataFrame, predictions: pd.DataFrame, *,
         seeds = sorted(set(predictions.loc[predictions["condition"] == cond, "seed"])
                        & set(predictions.loc[predictions["condition"] == baseline, "seed"]))
         treated = correctness_table(predictions, cond)
-        seed_counts = _counts(len(seeds), resamples, seed, 1)  # the draws of every comparison
+        seed_counts = _seed_counts(len(seeds), resamples, seed)  # the draws of every comparison
         for lang in _in_order(predictions.loc[predictions["lang"] != "en", "lang"]):
             try:
                 a = np.array([align[(cond, lang, s)] - align[(baseline, lang, s)] for s in seeds])

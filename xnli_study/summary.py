@@ -101,7 +101,7 @@ def build_summary(run) -> dict:
                   "probe_sentences_per_language": int(probe["sid"].nunique()) if probe is not None else None},
         # zero-shot, or translate-train for tasks that train on the evaluation languages' text
         "setting": {c: "zero-shot" if c == "none" else get_task(c).setting for c in config.conditions},
-        "design": design(config),
+        "design": design(config, training_sizes(read_table(folder.table("training_data")), inter)),
         "intermediate": intermediate_scores(inter),
         "label_shares": label_shares(preds),
         "xnli_accuracy": nested(acc_mean, "mean"),
@@ -123,9 +123,9 @@ def build_summary(run) -> dict:
         "stats": {**resampling, "level": 0.95, "baseline": "none", "min_seeds": stats.MIN_SEEDS,
                   "seeds": len(config.seeds), "correct_across": config.stats.correct_across,
                   "intervals": ("percentile bootstrap resampling seeds and test items (crossed; the same "
-                                "draws for every condition)" if len(config.seeds) > 1 else
-                                "percentile bootstrap over test items only (one seed: run-to-run "
-                                "variation is not sampled)"),
+                                "draws for every condition)" if len(config.seeds) >= stats.MIN_SEEDS else
+                                f"percentile bootstrap over test items only ({_plural_seeds(len(config.seeds))}: "
+                                "run-to-run variation is not sampled)"),
                   "significance": (f"claimed where Holm-adjusted p < 0.05 ({len(config.seeds)} seeds)"
                                    if len(config.seeds) >= stats.MIN_SEEDS else
                                    f"not claimed: {_plural_seeds(len(config.seeds))}; a test needs at least "
@@ -175,7 +175,7 @@ def training_sizes(training: pd.DataFrame, intermediate: pd.DataFrame) -> dict:
     return sizes
 
 
-def design(config) -> dict:
+def design(config, sizes: dict) -> dict:
     """What the profile is made of, for the generated limits: the encoder, where each dataset comes
     from, the splits, the seeds and what was subsampled."""
     name = config.encoder.name
@@ -188,16 +188,20 @@ def design(config) -> dict:
     else:
         kind = "hub"
     return {
-        "encoder": name, "encoder_kind": kind, "random_init": kind == "tiny",
+        "encoder": name, "encoder_kind": kind,
+        "random_init": kind == "tiny" and config.encoder.tiny.pretrain_epochs == 0,
         "xnli_source": config.xnli.source, "mnli_source": config.mnli.source,
         "task_sources": {t: config.task_data(t).source for t in config.intermediate_conditions},
         "synthetic": config.xnli.source == "sample",
         "eval_split": config.xnli.eval_split, "selection_split": "dev",
         "labels_from": Path(config.xnli.labels_from).name if config.xnli.labels_from else None,
         "max_items": config.xnli.max_items, "seeds": len(config.seeds),
-        "subsampled": {**({"mnli": config.mnli.max_examples} if config.mnli.max_examples else {}),
-                       **{t: config.task_data(t).max_examples for t in config.intermediate_conditions
-                          if config.task_data(t).max_examples}},
+        # caps that bound: the data had more rows than the cap kept
+        "subsampled": {k: cap for k, cap, size in
+                       [("mnli", config.mnli.max_examples, sizes.get("mnli", {})),
+                        *((t, config.task_data(t).max_examples, sizes.get("tasks", {}).get(t, {}))
+                          for t in config.intermediate_conditions)]
+                       if cap and size.get("available", 0) > cap},
     }
 
 
@@ -206,8 +210,10 @@ def intermediate_scores(results: pd.DataFrame) -> dict:
     out = {}
     for cond, g in results.groupby("condition", sort=False):
         score = g["heldout_accuracy"].dropna()
+        f1 = g["heldout_f1"].dropna() if "heldout_f1" in g else pd.Series(dtype=float)
         out[cond] = {"metric": str(g["heldout_metric"].iloc[0]),
                      "score": float(score.mean()) if len(score) else None,
+                     "f1": float(f1.mean()) if len(f1) else None,  # SQuAD F1 (extractive QA)
                      "chance": float(g["chance"].iloc[0]) if g["chance"].notna().any() else None,
                      "held_out": int(g["heldout_examples"].iloc[0])}
     return out
