@@ -51,7 +51,9 @@ def pretrain_tiny(config, folder: Path, *, progress: bool = True) -> Path:
 
     tiny = config.encoder.tiny
     texts = [s for sentences in pretraining_corpus(config).values() for s in sentences]
-    tokenizer = build_tiny_tokenizer(texts + _english_task_text(config), vocab_size=tiny.vocab_size)
+    # the sample's English training text (MNLI, SST-2) too, so that the tokenizer knows its words
+    tokenizer = build_tiny_tokenizer(texts + english_training_text(config.sample_settings()),
+                                     vocab_size=tiny.vocab_size)
     encoder = build_tiny_encoder(tiny, vocab_size=len(tokenizer), seed=tiny.seed)
     log.info("pretraining the tiny encoder on %d sentences (%d languages), %s epochs", len(texts),
              len(config.languages), tiny.pretrain_epochs)
@@ -77,14 +79,9 @@ def pretrain_tiny(config, folder: Path, *, progress: bool = True) -> Path:
                 trainer.train()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        trained = {k: v for k, v in mlm.bert.state_dict().items()}
-        encoder.load_state_dict(trained, strict=False)  # the pooler keeps its seeded draw
+        encoder.load_state_dict(mlm.bert.state_dict(), strict=False)  # the pooler keeps its seeded draw
     with atomic_dir(folder) as tmp:
         encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return folder
 
-
-def _english_task_text(config) -> list[str]:
-    """The sample's English training text (MNLI, SST-2), so that the tokenizer knows its words."""
-    return english_training_text(config.sample_settings())

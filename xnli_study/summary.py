@@ -85,6 +85,7 @@ def build_summary(run) -> dict:
     relation, points = stats.alignment_vs_transfer(align, preds, layer=head, metric="retrieval", **resampling)
     run.save_table("alignment_vs_transfer", points)
     inter = read_table(folder.table("intermediate_results"))
+    sizes = training_sizes(read_table(folder.table("training_data")), inter)
     probe = read_table(folder.table("probe_set")) if folder.table("probe_set").exists() else None
     selection = read_table(folder.table("selection"))
     summary = {
@@ -97,11 +98,11 @@ def build_summary(run) -> dict:
         "xnli_source": config.xnli.source,
         "xnli_split": config.xnli.eval_split,
         "items_per_language": int(acc.groupby(["condition", "seed", "lang"])["n"].first().min()),
-        "sizes": {**training_sizes(read_table(folder.table("training_data")), inter),
+        "sizes": {**sizes,
                   "probe_sentences_per_language": int(probe["sid"].nunique()) if probe is not None else None},
         # zero-shot, or translate-train for tasks that train on the evaluation languages' text
         "setting": {c: "zero-shot" if c == "none" else get_task(c).setting for c in config.conditions},
-        "design": design(config, training_sizes(read_table(folder.table("training_data")), inter)),
+        "design": design(config, sizes),
         "intermediate": intermediate_scores(inter),
         "label_shares": label_shares(preds),
         "xnli_accuracy": nested(acc_mean, "mean"),

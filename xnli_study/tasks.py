@@ -362,35 +362,23 @@ def _from_hub_rows(frame_of) -> HubReader:
 QA_LABELS = ("no_answer", "answer")
 _SQUAD_JSON = "SQuAD JSON {version, data: [{title, paragraphs: [{context, qas}]}]}"
 _NLI_JSONL = "JSONL {premise, hypothesis, label} with label words (a file, or a folder of .jsonl files)"
+_MNLI_HUB = HubSource("nyu-mll/multi_nli", columns=("premise", "hypothesis"))
+_ANLI_HUB = HubSource("facebook/anli", splits=("train_r1", "train_r2", "train_r3"), columns=("premise", "hypothesis"))
+
+def _nli_task(name: str, description: str, *hub: HubSource) -> TaskSpec:
+    """An English NLI task: 3 classes, hub splits and local NLI JSONL files read alike."""
+    return TaskSpec(name=name, format="pair", description=description, label_names=NLI_LABELS, hub=hub,
+                    read_hub=nli_from_hub, read_local=read_nli_files, local_format=_NLI_JSONL,
+                    local_kind="file or folder")
+
 
 TASKS: dict[str, TaskSpec] = {
     spec.name: spec
     for spec in (
-        TaskSpec(
-            name="mnli", format="pair", description="MultiNLI (English NLI, 3 classes)",
-            label_names=NLI_LABELS, hub=(HubSource("nyu-mll/multi_nli", columns=("premise", "hypothesis")),),
-            read_hub=nli_from_hub, read_local=read_nli_files, local_format=_NLI_JSONL,
-            local_kind="file or folder",
-        ),
-        TaskSpec(
-            name="anli", format="pair", description="Adversarial NLI rounds 1-3 (3 classes)",
-            label_names=NLI_LABELS,
-            hub=(HubSource("facebook/anli", splits=("train_r1", "train_r2", "train_r3"),
-                           columns=("premise", "hypothesis")),),
-            read_hub=nli_from_hub, read_local=read_nli_files, local_format=_NLI_JSONL,
-            local_kind="file or folder",
-        ),
-        TaskSpec(
-            name="anli_plus", format="pair",
-            description="ANLI+ as in Phang et al. 2020: ANLI rounds 1-3 with MultiNLI and SNLI (3 classes)",
-            label_names=NLI_LABELS,
-            hub=(HubSource("facebook/anli", splits=("train_r1", "train_r2", "train_r3"),
-                           columns=("premise", "hypothesis")),
-                 HubSource("nyu-mll/multi_nli", columns=("premise", "hypothesis")),
-                 HubSource("stanfordnlp/snli", columns=("premise", "hypothesis"))),
-            read_hub=nli_from_hub, read_local=read_nli_files, local_format=_NLI_JSONL,
-            local_kind="file or folder",
-        ),
+        _nli_task("mnli", "MultiNLI (English NLI, 3 classes)", _MNLI_HUB),
+        _nli_task("anli", "Adversarial NLI rounds 1-3 (3 classes)", _ANLI_HUB),
+        _nli_task("anli_plus", "ANLI+ as in Phang et al. 2020: ANLI rounds 1-3 with MultiNLI and SNLI (3 classes)",
+                  _ANLI_HUB, _MNLI_HUB, HubSource("stanfordnlp/snli", columns=("premise", "hypothesis"))),
         TaskSpec(
             name="xnli_mt", format="pair",
             description="translate-train MultiNLI (XNLI-MT) in the study's non-English languages",
