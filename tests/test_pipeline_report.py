@@ -313,3 +313,12 @@ def test_limits_are_generated_from_the_settings_and_the_profile_text_stays_text(
     summary["profile"] = "x` <img src=y onerror=alert(1)> `"
     text = narrative.narrative(summary)
     assert "<code>x` &lt;img src=y onerror=alert(1)&gt; `</code>" in text and "<img" not in text
+
+
+def test_correlation_interval_with_too_few_seeds_says_it_covers_test_items_only():
+    summary = _summary()
+    summary["seeds"] = [0, 1]
+    text = narrative.narrative(summary)
+    assert "(95% bootstrap CI -0.30 to 0.90, over test items only)" in text
+    summary["seeds"] = [0, 1, 2]
+    assert "over test items only)" not in narrative.narrative(summary).split("Spearman")[1].split(".")[0]

@@ -325,7 +325,8 @@ def narrative(summary: dict, *, limits: str = "") -> str:
             lines.append(
                 f"Across {rel['n']} (condition, language) points, the change in {rel['metric']} at layer "
                 f"{rel['layer']} (F_t - F[none]) and the change in XNLI accuracy have Spearman ρ = "
-                f"{rel['spearman']:.2f} (95% bootstrap CI {lo:.2f} to {hi:.2f}); {verdict}. The points share "
+                f"{rel['spearman']:.2f} (95% bootstrap CI {lo:.2f} to {hi:.2f}"
+                f"{'' if len(seeds) >= MIN_SEEDS else ', over test items only'}); {verdict}. The points share "
                 "the baseline and the seeds, and languages differ in script and resources, so this is an "
                 "association, not a causal estimate.")
     refs = summary.get("references") or []
