@@ -16,7 +16,9 @@
 #
 # For each intermediate task t and seed, P is fine-tuned on t with a task head. Only the encoder
 # is saved (`models/<task>/seed<k>/intermediate`): the task head is dropped, and the MNLI stage puts
-# a fresh head on it. The baseline condition `none` skips this stage (I_none = P).
+# a fresh head on it. The baseline condition `none` skips this stage (I_none = P). The alignment
+# tasks (`parallel_align`, `lexical_align`) have no head: they train the encoder alone, pulling each
+# English sentence or word towards its translation at one layer (symmetric InfoNCE over the batch).
 
 # %% [markdown] tags=["hide-in-report"]
 # **Needs:** stage 1 (data inspection). If it has not run, the next code cell says so; run
@@ -43,7 +45,10 @@ tables = study.train_intermediate(run)
 # ## Results
 # Each task's score on a held-out tenth of its data, after the last epoch: accuracy for
 # classification and multiple choice (chance beside it), SQuAD exact match and F1 per question for
-# extractive QA (best span over the question's context windows; no chance level).
+# extractive QA (best span over the question's context windows; no chance level). For the
+# alignment tasks: top-1 retrieval English → X at the task's layer among the held-out pairs of each
+# language (a tenth of the English sentences or words, never trained on in any language), after
+# training and for P, with chance = 1 / pairs.
 
 # %%
 display(Markdown(narrative.describe_intermediate(tables["intermediate_results"])))

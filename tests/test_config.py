@@ -135,6 +135,7 @@ def test_a_profile_that_subsamples_without_saying_so_is_warned(tmp_path, smoke_y
     data["profile"] = "mine"
     del data["mnli"]["max_examples"]
     data["tasks"] = {}
+    data["conditions"] = ["none", "sst2"]
     warnings = parse_params(data).subsampling_warnings()
     assert warnings == [
         "mnli.max_examples is not set: training uses a seeded subsample of 2,000 examples; write "

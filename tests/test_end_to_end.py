@@ -38,11 +38,38 @@ def test_summary_has_every_language_and_english_is_learned(smoke_run):
     run_dir, _ = smoke_run
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["profile"] == "smoke"
-    assert set(summary["xnli_accuracy"]) == {"none", "sst2"}
+    assert set(summary["xnli_accuracy"]) == {"none", "sst2", "parallel_align"}
     for condition, by_lang in summary["xnli_accuracy"].items():
         assert set(by_lang) == set(XNLI_LANGUAGES)
         assert all(0.0 <= a <= 1.0 for a in by_lang.values())
-        assert by_lang["en"] >= 0.60, condition  # training really happens
+    # English is learned in every condition and seed (a stalled run is a recipe problem)
+    acc = pd.read_csv(run_dir / "tables" / "accuracy.csv")
+    english = acc[acc["lang"] == "en"].set_index(["condition", "seed"])["accuracy"]
+    assert len(english) == 6 and (english >= 0.85).all(), english.to_dict()
+
+
+def test_smoke_study_detects_the_planted_answer(smoke_run):
+    """The positive control (STUDY.md section 8): transfer graded by anchor share, and
+    parallel_align raising both alignment at the headline layer and non-English accuracy."""
+    run_dir, _ = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    base = summary["xnli_accuracy"]["none"]
+    high, low = ["fr", "es", "de"], ["el", "bg", "ru", "ar", "th", "zh", "hi", "ur"]
+    assert sum(base[x] for x in high) / 3 >= 0.45, {x: base[x] for x in high}
+    assert sum(base[x] for x in high) / 3 > sum(base[x] for x in low) / 8 + 0.05
+    at_head = summary["alignment"]["at_headline_layer"]
+    assert at_head["I[parallel_align]"]["retrieval"] > 2 * at_head["P"]["retrieval"]
+    assert at_head["F[parallel_align]"]["retrieval"] > at_head["F[none]"]["retrieval"]
+    planted = summary["planted"]
+    assert planted["gradient"]["high_above_low"]
+    task = planted["alignment_tasks"]["parallel_align"]
+    aligned = summary["comparisons"]["parallel_align"]["avg_non_en"]
+    assert task["accuracy_ci95"] == aligned["ci95"] and task["detected"] == (aligned["ci95"][0] > 0)
+    # the report says what the run found, as evidence on test items (2 seeds), not as significance
+    text = html_lib.unescape((run_dir / "report.html").read_text(encoding="utf-8"))
+    assert "Positive control" in text
+    assert ("raised transfer" if task["detected"] else "did NOT clearly raise transfer") in text
+    assert "evidence on these items, not a significance claim" in text
 
 
 def test_tables_cover_every_language_layer_and_seed(smoke_run):
@@ -50,7 +77,7 @@ def test_tables_cover_every_language_layer_and_seed(smoke_run):
     acc = pd.read_csv(run_dir / "tables" / "accuracy.csv")
     assert set(acc["lang"]) == set(XNLI_LANGUAGES) and set(acc["seed"]) == {0, 1}
     preds = pd.read_parquet(run_dir / "tables" / "predictions.parquet")
-    assert len(preds) == 2 * 2 * 15 * 120  # conditions x seeds x languages x items
+    assert len(preds) == 3 * 2 * 15 * 300  # conditions x seeds x languages x items
     recomputed = preds.groupby(["condition", "seed", "lang"])["correct"].mean()
     assert recomputed.round(10).equals(acc.set_index(["condition", "seed", "lang"])["accuracy"].round(10))
     align = pd.read_csv(run_dir / "tables" / "alignment.csv")
@@ -92,7 +119,7 @@ def test_summary_compares_every_condition_with_intervals(smoke_run):
     run_dir, _ = smoke_run
     summary = json.loads((run_dir / "summary.json").read_text())
     comparisons = summary["comparisons"]
-    assert set(comparisons) == {"sst2"}
+    assert set(comparisons) == {"sst2", "parallel_align"}
     for by_lang in comparisons.values():
         assert set(by_lang) == set(XNLI_LANGUAGES) | {"avg", "avg_non_en"}
         for lang, row in by_lang.items():
@@ -106,7 +133,7 @@ def test_summary_compares_every_condition_with_intervals(smoke_run):
     by_cond = preds[preds["lang"] == "fr"].groupby("condition")["correct"].mean()
     assert comparisons["sst2"]["fr"]["delta"] == pytest.approx(by_cond["sst2"] - by_cond["none"], abs=1e-6)
     relation = summary["alignment_vs_transfer"]
-    assert relation["n"] == 14 and relation["layer"] == summary["alignment"]["headline_layer"]
+    assert relation["n"] == 28 and relation["layer"] == summary["alignment"]["headline_layer"]
     if relation["spearman"] is not None:
         low, high = relation["ci95"]
         assert -1 <= low <= relation["spearman"] <= high <= 1
@@ -117,7 +144,7 @@ def test_summary_compares_every_condition_with_intervals(smoke_run):
     # tidy per-seed tables beside the summary
     per_seed = pd.read_csv(run_dir / "tables" / "accuracy.csv")
     assert set(per_seed.columns) >= {"condition", "seed", "lang", "accuracy", "n"}
-    assert len(per_seed) == 2 * 2 * 15
+    assert len(per_seed) == 3 * 2 * 15
     assert (run_dir / "tables" / "comparisons.csv").is_file() and (run_dir / "tables" / "accuracy_ci.csv").is_file()
 
 
@@ -136,7 +163,7 @@ def test_report_reads_like_a_results_section(smoke_run):
     assert sentence in text and sentence.endswith("over test items only)")
     assert "A significance test needs at least 3 seeds" in text
     assert "Holm-adjusted" not in text and "significant in" not in text
-    assert "trained on 720 of 800 examples" in text and "MultiNLI fine-tuning on 800 of 1,500 examples" in text
+    assert "trained on 720 of 800 examples" in text and "MultiNLI fine-tuning on 1,500 of 1,500 examples" in text
     assert "Limits of this profile." in text and "pretrained in-process by masked language modelling" in text
     alts = re.findall(r'<img[^>]+alt="([^"]*)"', html)
     for figure in ("XNLI zero-shot accuracy (mean over seeds; whiskers: 95% bootstrap interval)",

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from xnli_study import evaluation, stages, study, summary as summaries
+from xnli_study import evaluation, narrative, stages, study, summary as summaries
 from xnli_study.files import write_table
 from xnli_study.runfolder import RunFolder
 
@@ -49,6 +49,7 @@ def hand_made_run(tmp_path, smoke_yaml):
     data.update(output_dir=str(tmp_path), run_name="hand", seeds=[0], languages=["en", "fr"],
                 stats={"resamples": 400, "seed": 0})
     data["alignment"]["headline_layer"] = 2
+    data["mnli"]["max_examples"] = 800
     params = tmp_path / "p.yaml"
     params.write_text(yaml.safe_dump(data))
     folder = RunFolder(tmp_path / "hand")
@@ -88,9 +89,9 @@ def test_summary_of_a_hand_made_run(hand_made_run):
     assert summary["sizes"] == {"mnli": {"trained": 800, "available": 1490},
                                 "tasks": {"sst2": {"trained": 648, "held_out": 72, "available": 800}},
                                 "probe_sentences_per_language": 2}
-    assert summary["setting"] == {"none": "zero-shot", "sst2": "zero-shot"}
+    assert summary["setting"] == {"none": "zero-shot", "sst2": "zero-shot", "parallel_align": "zero-shot"}
     assert summary["intermediate"]["sst2"] == {"metric": "accuracy", "score": 0.5, "f1": None, "chance": 0.5,
-                                               "held_out": 72}
+                                               "held_out": 72, "pretrained": None}
     # the MNLI cap bound (1,490 rows, 800 kept); sst2's did not (800 rows, cap 800)
     assert summary["design"]["subsampled"] == {"mnli": 800}
     assert not summary["design"]["random_init"]  # the smoke profile pretrains its tiny encoder
@@ -125,3 +126,48 @@ def test_alignment_changes_match_final_encoders_by_seed():
     assert changes["intermediate - pretrained"] == pytest.approx(0.2)  # mean(I) - P
     # matched by seed: only seed 0 has a baseline, so 0.5 - 0.4; unmatched means would give 0.3
     assert changes["final - final[none]"] == pytest.approx(0.1)
+
+
+def _planted_config(**changes):
+    from xnli_study.config import parse_params
+
+    base = {"profile": "t", "run_name": "t", "conditions": ["none", "sst2", "parallel_align"],
+            "tasks": {"sst2": {"source": "sample"}, "parallel_align": {"source": "sample"}}}
+    return parse_params({**base, **changes})
+
+
+def _planted_inputs(fr: float, ci_low: float):
+    langs = {"en": 0.95, "fr": fr, "es": 0.5, "de": 0.46, "tr": 0.42, "ru": 0.36, "zh": 0.34}
+    comparisons = pd.DataFrame([
+        {"condition": "sst2", "lang": "avg_non_en", "delta": 0.01, "ci_low": -0.01, "ci_high": 0.03},
+        {"condition": "parallel_align", "lang": "avg_non_en", "delta": 0.04, "ci_low": ci_low, "ci_high": 0.07}])
+    alignment = {"F[none]": {"retrieval": 0.05}, "F[parallel_align]": {"retrieval": 0.2}}
+    return {"none": langs}, comparisons, alignment
+
+
+def test_planted_answer_is_checked_against_the_run():
+    config = _planted_config(languages=["en", "fr", "es", "de", "tr", "ru", "zh"])
+    found = summaries.planted(config, *_planted_inputs(fr=0.55, ci_low=0.01))
+    assert found["anchor_groups"]["high"]["languages"] == ["fr", "es", "de"]
+    assert found["anchor_groups"]["high"]["baseline_accuracy"] == pytest.approx((0.55 + 0.5 + 0.46) / 3)
+    assert found["anchor_groups"]["low"]["languages"] == ["ru", "zh"]
+    assert found["gradient"] == {"high_anchor_min": 0.45, "high_anchor_at_least_min": True, "high_above_low": True}
+    assert list(found["alignment_tasks"]) == ["parallel_align"]  # sst2 is no alignment task
+    task = found["alignment_tasks"]["parallel_align"]
+    assert task["detected"] and task["retrieval_raised"] and task["accuracy_ci95"] == [0.01, 0.07]
+    text = narrative.positive_control({"planted": found, "seeds": [0, 1]})
+    assert "### Positive control" in text[1]
+    assert "graded transfer was detected" in text[-1] and "`parallel_align` raised transfer" in text[-1]
+    assert "+4.0 points (95% CI 1.0 to 7.0)" in text[-1] and "covers test items only" in text[-1]
+    # a missed answer reads as missed
+    missed = summaries.planted(config, *_planted_inputs(fr=0.30, ci_low=-0.01))
+    assert missed["gradient"]["high_anchor_at_least_min"] is False
+    assert not missed["alignment_tasks"]["parallel_align"]["detected"]
+    text = narrative.positive_control({"planted": missed, "seeds": [0, 1, 2]})[-1]
+    assert "graded transfer was NOT detected" in text and "not all at 45.0% or more" in text
+    assert "did NOT clearly raise" in text and "test items only" not in text
+    # real data plant nothing, and the report says nothing of a positive control
+    real = _planted_config(xnli={"source": "official", "path": "x"}, mnli={"source": "local", "path": "m"},
+                           conditions=["none"], tasks={})
+    assert summaries.planted(real, *_planted_inputs(fr=0.55, ci_low=0.01)) is None
+    assert narrative.positive_control({"planted": None, "seeds": [0]}) == []

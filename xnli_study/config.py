@@ -146,6 +146,10 @@ class TaskDataConfig(_Strict):
     source: Literal["sample", "hub", "local"] = "hub"
     path: str | None = None
     max_examples: int | None = Field(2000, ge=1)
+    # alignment tasks only (parallel_align, lexical_align): the layer they align (0 = the
+    # embedding output; unset: the task's default for the encoder's depth) and the InfoNCE temperature
+    layer: int | None = Field(None, ge=0)
+    temperature: float = Field(0.05, gt=0, le=1)
 
     @model_validator(mode="after")
     def _file_for_local(self) -> "TaskDataConfig":
@@ -261,11 +265,30 @@ class StudyConfig(_Strict):
         for name, settings in value.items():
             if name not in TASKS:
                 raise ValueError(f"unknown task {name!r}; allowed: {' '.join(sorted(TASKS))}")
-            if settings.source == "sample" and not TASKS[name].has_sample:
+            spec = TASKS[name]
+            if settings.source == "sample" and not spec.has_sample:
                 samples = " ".join(t for t, spec in TASKS.items() if spec.has_sample)
                 raise ValueError(f"task {name!r} has no synthetic sample (tasks with one: {samples}); "
                                  f"set tasks.{name}.source to hub or local")
+            if settings.source == "hub" and not spec.hub:
+                raise ValueError(f"task {name!r} has no hub source; set tasks.{name}.source to local "
+                                 f"(with path: {spec.local_format})" + (" or sample" if spec.has_sample else ""))
+            unused = {k for k in ("layer", "temperature")
+                      if getattr(settings, k) != TaskDataConfig.model_fields[k].default}
+            if unused and not spec.is_alignment:
+                raise ValueError(f"tasks.{name}: {', '.join(sorted(unused))} applies to the alignment tasks "
+                                 f"only ({' '.join(t for t, s in TASKS.items() if s.is_alignment)})")
         return value
+
+    @model_validator(mode="after")
+    def _hub_less_tasks_named(self) -> "StudyConfig":
+        for name in self.intermediate_conditions:
+            if name not in self.tasks and not TASKS[name].hub:
+                spec = TASKS[name]
+                raise ValueError(f"conditions: task {name!r} has no hub source, so tasks.{name} must say "
+                                 f"where its data is: source: local with path ({spec.local_format})"
+                                 + (", or source: sample" if spec.has_sample else ""))
+        return self
 
     @field_validator("seeds")
     @classmethod
@@ -400,7 +423,7 @@ def _format_error(err: ValidationError, source: str) -> str:
     message = first["msg"].removeprefix("Value error, ")
     value = first.get("input")
     shown = f" (got {value!r})" if not isinstance(value, (dict, list)) else ""
-    return f"{source}: '{loc}' {message}{shown}"
+    return f"{source}: '{loc}' {message}{shown}" if loc else f"{source}: {message}"
 
 
 def parse_params(data: dict[str, Any], *, source: str = "params", base_dir: str | Path = ".") -> StudyConfig:

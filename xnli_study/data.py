@@ -87,12 +87,14 @@ class ReadReport:
     rows_read: int = 0
     dropped_no_consensus: int = 0
     dropped_unusable: int = 0  # no gold answer (a test split) or an answer not found in its context
+    dropped_eval_overlap: int = 0  # alignment pairs holding an XNLI dev or test sentence
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return {"source": self.source, "rows_read": self.rows_read,
                 "dropped_no_consensus": self.dropped_no_consensus,
-                "dropped_unusable": self.dropped_unusable, "notes": "; ".join(self.notes)}
+                "dropped_unusable": self.dropped_unusable,
+                "dropped_eval_overlap": self.dropped_eval_overlap, "notes": "; ".join(self.notes)}
 
 
 # ---- XNLI ------------------------------------------------------------------------------------
@@ -301,6 +303,14 @@ def _nli_rows(rows, path: Path, report: ReadReport) -> pd.DataFrame:
 def read_xnli_mt(folder: str | Path, *, lang: str, report: ReadReport | None = None) -> pd.DataFrame:
     """XNLI-MT translate-train data: ``multinli.train.<lang>.tsv`` (header ``premise hypo label``;
     labels are words, ``contradictory`` for contradiction)."""
+    path, rows = xnli_mt_rows(folder, lang=lang)
+    return _nli_rows(((r["premise"], r["hypo"], r["label"]) for r in rows), path,
+                     report or ReadReport(str(path)))
+
+
+def xnli_mt_rows(folder: str | Path, *, lang: str) -> tuple[Path, list[dict]]:
+    """The rows of ``multinli.train.<lang>.tsv`` in file order (``premise``, ``hypo``, ``label``):
+    the files of one XNLI-1.0-MT folder are parallel row by row."""
     path = Path(folder) / f"multinli.train.{lang}.tsv"
     if not path.is_file():
         raise DataError(f"XNLI-MT file {path} not found; point the task's path at the XNLI-1.0-MT "
@@ -309,8 +319,7 @@ def read_xnli_mt(folder: str | Path, *, lang: str, report: ReadReport | None = N
         rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
     if rows and not {"premise", "hypo", "label"} <= set(rows[0]):
         raise DataError(f"{path}: expected a header 'premise<TAB>hypo<TAB>label'")
-    return _nli_rows(((r["premise"], r["hypo"], r["label"]) for r in rows), path,
-                     report or ReadReport(str(path)))
+    return path, rows
 
 
 def attach_labels(frame: pd.DataFrame, labelled: str | Path, *, lang: str | None = None) -> pd.DataFrame:

@@ -38,11 +38,15 @@ def quiet_transformers() -> Iterator[None]:
     from transformers.utils import logging
 
     level = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
     logging.set_verbosity_error()
+    logging.disable_progress_bar()  # the per-load "Loading weights" bars
     try:
         yield
     finally:
         logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def build_tiny_tokenizer(texts: Iterable[str], *, vocab_size: int, min_frequency: int = 3):
@@ -280,13 +284,16 @@ def load_nli_start(pretrained: str, encoder: str | None, *, seed: int, label_nam
 
 
 _HEADS = {"single": "AutoModelForSequenceClassification", "pair": "AutoModelForSequenceClassification",
-          "multiple_choice": "AutoModelForMultipleChoice", "extractive_qa": "AutoModelForQuestionAnswering"}
+          "multiple_choice": "AutoModelForMultipleChoice", "extractive_qa": "AutoModelForQuestionAnswering",
+          # the alignment tasks train the encoder itself: no head
+          "parallel": "AutoModel", "lexicon": "AutoModel"}
 
 
 def load_task_model(name: str, *, task_format: str, label_names: tuple[str, ...], seed: int,
                     revision: str | None = None):
     """The encoder in ``name`` with a fresh, seeded head for a task of ``task_format``: a
-    classifier, a multiple-choice scorer (one score per choice) or a span (start/end) head."""
+    classifier, a multiple-choice scorer (one score per choice) or a span (start/end) head; the
+    alignment formats get the bare encoder."""
     if task_format in ("single", "pair"):
         return load_classifier(name, num_labels=len(label_names), label_names=label_names, seed=seed,
                                revision=revision)

@@ -164,6 +164,15 @@ def _setting_note(setting: str | None) -> str:
         if setting == "translate-train" else ""
 
 
+def _alignment_note(fmt: str | None) -> str:
+    """How an alignment task differs from the others: what it trains on, and what it never sees."""
+    if fmt is None:
+        return ""
+    data = "parallel sentences" if fmt == "parallel" else "bilingual lexicon word pairs"
+    return (f"; an alignment task: contrastive training on {data} (English, X) of the evaluation "
+            "languages, with no NLI label in any language")
+
+
 def _evaluation_setting(setting: dict) -> str:
     """Zero-shot, except for translate-train conditions, which are named."""
     translated = [c for c, s in setting.items() if s == "translate-train"]
@@ -216,7 +225,9 @@ def narrative(summary: dict, *, limits: str = "") -> str:
     langs = summary["languages"]
     lines = ["### What was run", ""]
     setting = summary.get("setting", {})
-    tasks = ", ".join(f"`{c}` ({_task_size(sizes.get('tasks', {}).get(c))}{_setting_note(setting.get(c))})"
+    aligning = summary.get("alignment_tasks", {})
+    tasks = ", ".join(f"`{c}` ({_task_size(sizes.get('tasks', {}).get(c))}{_setting_note(setting.get(c))}"
+                      f"{_alignment_note(aligning.get(c))})"
                       for c in conds) if conds else "none (the baseline only)"
     lines.append(
         f"Profile {code(summary['profile'])}; encoder {code(summary['encoder'])}; intermediate tasks: {tasks}; "
@@ -329,6 +340,7 @@ def narrative(summary: dict, *, limits: str = "") -> str:
                 f"{'' if len(seeds) >= MIN_SEEDS else ', over test items only'}); {verdict}. The points share "
                 "the baseline and the seeds, and languages differ in script and resources, so this is an "
                 "association, not a causal estimate.")
+    lines += positive_control(summary)
     refs = summary.get("references") or []
     if refs:
         lines += ["", "### Published numbers for this encoder", ""]
@@ -348,6 +360,41 @@ def narrative(summary: dict, *, limits: str = "") -> str:
 
 
 _MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def positive_control(summary: dict) -> list[str]:
+    """The synthetic world's planted answer and whether this run detected it (sample data only)."""
+    planted = summary.get("planted")
+    if not planted:
+        return []
+    groups, gradient = planted["anchor_groups"], planted["gradient"]
+    described = "; ".join(f"{name} ({', '.join(g['languages'])}: anchor share {g['anchor_share']:.2f}, "
+                          f"baseline accuracy {_pct(g['baseline_accuracy'])})" for name, g in groups.items())
+    lines = ["", "### Positive control", "",
+             "The data are a synthetic world with a planted answer: each pseudo-language writes a share of "
+             "its words as the English word (its anchors), P learnt them by masked language modelling "
+             "without parallel text, so transfer should be graded by anchor share; and an alignment task "
+             f"should raise both alignment and transfer. Groups: {described}."]
+    found = []
+    if gradient["high_above_low"] is not None:
+        graded = gradient["high_above_low"] and gradient["high_anchor_at_least_min"]
+        found.append(("graded transfer was detected: " if graded else "graded transfer was NOT detected: ")
+                     + f"the high-anchor group is {'above' if gradient['high_above_low'] else 'not above'} the "
+                       "low-anchor group, and its languages are "
+                     + ("all" if gradient["high_anchor_at_least_min"] else "not all")
+                     + f" at {_pct(gradient['high_anchor_min'])} or more")
+    for task, r in planted["alignment_tasks"].items():
+        retrieval = ("" if r["retrieval"] is None else
+                     f"retrieval at the headline layer {_pct(r['retrieval_none'])} (F[none]) → {_pct(r['retrieval'])}; ")
+        found.append(f"`{task}` {'raised' if r['detected'] else 'did NOT clearly raise'} transfer: {retrieval}"
+                     f"non-English mean accuracy {_pts(r['accuracy_delta'])} points ({_interval(r['accuracy_ci95'])})")
+    if found:
+        n_seeds = len(summary["seeds"])
+        lines.append("In this run, " + "; ".join(found) + "."
+                     + ("" if n_seeds >= MIN_SEEDS else
+                        f" With {_plural(n_seeds, 'seed')} the interval covers test items only: evidence on "
+                        "these items, not a significance claim."))
+    return lines
 
 
 def as_text(value: str) -> str:
@@ -427,6 +474,9 @@ def describe_intermediate(results: pd.DataFrame) -> str:
         score, metric, chance = g["heldout_accuracy"], g["heldout_metric"].iloc[0], g["chance"].iloc[0]
         f1 = g["heldout_f1"] if "heldout_f1" in g else pd.Series(dtype=float)
         text = f"- `{cond}`: held-out {metric} {score.mean():.3f}{_over_seeds(score)}"
+        before = g["heldout_pretrained"] if "heldout_pretrained" in g else pd.Series(dtype=float)
+        if before.notna().any():
+            text += f" (P, before training: {before.mean():.3f}; layer {int(g['layer'].iloc[0])})"
         if f1.notna().any():
             text += f", F1 {f1.mean():.3f}"
         if chance == chance:

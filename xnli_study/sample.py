@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import random
 import zlib
 from dataclasses import dataclass, replace
@@ -147,10 +148,15 @@ DEFAULT_ANCHOR_SHARE: dict[str, float] = {
 
 
 def anchored_lexemes(lang: str, share: float) -> list[str]:
-    """The lexemes that pseudo-language ``lang`` writes as the English word: ``round(share * n)``
-    of them, chosen by a fixed hash order (so a larger share keeps the smaller share's anchors)."""
-    n = int(round(share * len(LEXEMES)))
-    return sorted(LEXEMES, key=lambda key: zlib.crc32(f"{lang}:{key}".encode()))[:n]
+    """The lexemes that pseudo-language ``lang`` writes as the English word: ``share`` of the
+    function words and ``share`` of the content words (rounded), each chosen by a fixed hash order
+    (so a larger share keeps the smaller share's anchors). Taking the share of each word class
+    alike keeps languages with one share comparable: none is left with no function-word anchor."""
+    out = []
+    for words in (FUNCTION_WORDS, tuple(k for k in LEXEMES if k not in FUNCTION_WORDS)):
+        n = int(math.floor(share * len(words) + 0.5))
+        out += sorted(words, key=lambda key: zlib.crc32(f"{lang}:{key}".encode()))[:n]
+    return sorted(out)
 
 
 def lexicon(lang: str, anchor_share: float = 0.0) -> dict[str, str]:
@@ -364,7 +370,7 @@ class SampleSettings:
 
 
 #: bump when the generator changes: a sample written by another version is written again
-SAMPLE_VERSION = 2
+SAMPLE_VERSION = 3
 
 
 def lexicons(settings: SampleSettings) -> dict[str, dict[str, str]]:
@@ -433,9 +439,14 @@ def parallel_folder(folder: str | Path) -> Path:
     return Path(folder) / "parallel"
 
 
+def lexicon_folder(folder: str | Path) -> Path:
+    """The bilingual lexicons, one file per language (:func:`lexicon_file`)."""
+    return Path(folder) / "lexicons"
+
+
 def lexicon_file(folder: str | Path, lang: str) -> Path:
     """The bilingual lexicon English -> ``lang`` in the MUSE format (``source target`` per line)."""
-    return Path(folder) / "lexicons" / f"en-{lang}.txt"
+    return lexicon_folder(folder) / f"en-{lang}.txt"
 
 
 def settings_file(folder: str | Path) -> Path:

@@ -44,7 +44,8 @@ STAGES: tuple[Stage, ...] = (
           ("encoder", "languages", "data_dir", "xnli", "mnli", "sample", "conditions", "tasks", "device",
            "alignment.probe_split")),
     Stage("intermediate", "02_intermediate_training.ipynb", ("data",),
-          ("encoder", "languages", "data_dir", "sample", "xnli.sample_items", "conditions", "tasks", "seeds",
+          # xnli: parallel_align drops pairs that hold an XNLI dev or test sentence
+          ("encoder", "languages", "data_dir", "sample", "xnli", "conditions", "tasks", "seeds",
            "device", "training.intermediate")),
     Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"),
           ("encoder", "languages", "data_dir", "xnli", "mnli", "sample", "conditions", "seeds", "device",

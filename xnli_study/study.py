@@ -24,7 +24,9 @@ from .data import ReadReport, load_mnli, load_xnli, nli_as_pairs
 from .errors import DataError
 from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
 from .languages import NLI_LABELS, encoder_label
-from .models import load_nli_start, load_task_model, load_tokenizer, save_encoder, save_model
+from .contrastive import layer_embedder, pair_retrieval
+from .models import (load_encoder, load_nli_start, load_task_model, load_tokenizer, pick_device, save_encoder,
+                     save_model)
 from .pretraining import prepare_pretrained
 from .qa import evaluate_spans
 from .runfolder import RunFolder
@@ -114,8 +116,9 @@ def inspect_data(run) -> dict[str, pd.DataFrame]:
                          "source": where(config.task_data(task_name).source, config.task_data(task_name).path),
                          "rows_read": report.rows_read,
                          "dropped_no_consensus": report.dropped_no_consensus,
-                         "dropped_unusable": report.dropped_unusable, "used": len(frame),
-                         **_balance(frame["label"], spec.label_names)})
+                         "dropped_unusable": report.dropped_unusable,
+                         "dropped_eval_overlap": report.dropped_eval_overlap, "used": len(frame),
+                         **(_balance(frame["label"], spec.label_names) if "label" in frame else {})})
     parallel = _parallel_summary(xnli)
     tables = {
         "xnli_counts": pd.DataFrame(counts), "token_lengths": pd.DataFrame(lengths),
@@ -162,7 +165,22 @@ def _remove_empty(folder: Path) -> None:
 
 # ---- stage 2: intermediate training ------------------------------------------------------------
 HELDOUT_METRIC = {"single": "accuracy", "pair": "accuracy", "multiple_choice": "choice accuracy",
-                  "extractive_qa": "exact_match"}
+                  "extractive_qa": "exact_match", "parallel": "retrieval en->x", "lexicon": "word retrieval en->x"}
+
+
+def heldout_split(data: pd.DataFrame, spec, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(train, held)``: a seeded tenth held out for monitoring (none below 20 examples). Alignment
+    pairs are held out by their English side, so that no held-out English sentence or word is seen
+    in training with any language."""
+    if len(data) < 20:
+        return data, data.iloc[:0]
+    if spec.is_alignment:
+        groups = data["group"].drop_duplicates()
+        held_groups = set(groups.sample(frac=0.1, random_state=seed))
+        held = data[data["group"].isin(held_groups)]
+    else:
+        held = data.sample(frac=0.1, random_state=seed)
+    return data.drop(held.index), held
 
 
 def train_intermediate(run) -> dict[str, pd.DataFrame]:
@@ -175,35 +193,73 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
     for cond, seed in tqdm(jobs, desc="intermediate tasks", disable=not jobs):
         spec = get_task(cond)
         data = load_task(cond, config, run_dir=run_dir)
-        held = data.sample(frac=0.1, random_state=seed) if len(data) >= 20 else data.iloc[:0]
-        train = data.drop(held.index)
+        train, held = heldout_split(data, spec, seed)
         log.info("intermediate %s, seed %d: %d training examples", cond, seed, len(train))
         model = load_task_model(p_name, task_format=spec.format, label_names=spec.label_names,
                                 seed=seed, revision=config.encoder.revision)
+        contrastive = None
+        if spec.is_alignment:
+            contrastive = (alignment_layer(spec, config, model), config.task_data(cond).temperature)
         started = time.perf_counter()
         result = fine_tune(model=model, tokenizer=tokenizer, train=train, seed=seed,
                            settings=config.training.intermediate, device=config.device,
-                           eval_frame=held if len(held) else None, select_best=False,
-                           work_dir=RunFolder(run_dir).scratch, task_format=spec.format)
+                           eval_frame=held if len(held) and not spec.is_alignment else None,
+                           select_best=False, work_dir=RunFolder(run_dir).scratch,
+                           task_format=spec.format, contrastive=contrastive)
+        seconds = round(time.perf_counter() - started, 2)
         out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
         run.output(out)
-        score, f1 = _heldout_score(result, tokenizer, held, spec, config)
+        if spec.is_alignment:
+            scores = _heldout_retrieval(result.model, p_name, tokenizer, held, contrastive[0], config)
+        else:
+            score, f1 = _heldout_score(result, tokenizer, held, spec, config)
+            # SQuAD's exact match has no chance level
+            scores = {"heldout_accuracy": score, "heldout_f1": f1, "heldout_pretrained": np.nan,
+                      "chance": np.nan if spec.format == "extractive_qa" else 1 / spec.num_labels}
         results.append({"condition": cond, "seed": seed, "train_examples": len(train),
-                        "heldout_examples": len(held), "heldout_accuracy": score,
-                        "heldout_metric": HELDOUT_METRIC[spec.format], "heldout_f1": f1,
-                        # SQuAD's exact match has no chance level
-                        "chance": np.nan if spec.format == "extractive_qa" else 1 / spec.num_labels,
-                        "seconds": round(time.perf_counter() - started, 2)})
+                        "heldout_examples": len(held), "heldout_metric": HELDOUT_METRIC[spec.format],
+                        **scores, "layer": contrastive[0] if contrastive else np.nan, "seconds": seconds})
         logs.append(result.log.assign(condition=cond, seed=seed))
     _remove_empty(RunFolder(run_dir).scratch)
     log_table = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(
         columns=["condition", "seed", "step", "epoch", "loss"])
     tables = {"intermediate_log": log_table, "intermediate_results": pd.DataFrame(
-        results, columns=["condition", "seed", "train_examples", "heldout_examples",
-                          "heldout_accuracy", "heldout_metric", "heldout_f1", "chance", "seconds"])}
+        results, columns=INTERMEDIATE_RESULTS)}
     for key, frame in tables.items():
         run.save_table(key, frame)
     return tables
+
+
+#: columns of the intermediate results table; ``heldout_pretrained`` is P's score on the same
+#: held-out pairs (alignment tasks), ``layer`` the layer an alignment task trained at
+INTERMEDIATE_RESULTS = ["condition", "seed", "train_examples", "heldout_examples", "heldout_accuracy",
+                        "heldout_metric", "heldout_f1", "heldout_pretrained", "chance", "layer", "seconds"]
+
+
+def alignment_layer(spec, config, model) -> int:
+    """The layer alignment task ``spec`` trains at, checked against the encoder's depth."""
+    depth = model.config.num_hidden_layers
+    layer = spec.layer(config.task_data(spec.name), depth)
+    if not 0 <= layer <= depth:
+        raise DataError(f"tasks.{spec.name}.layer: {layer} is outside 0..{depth} (the encoder has "
+                        f"{depth} layers; 0 is the embedding output)")
+    return layer
+
+
+def _heldout_retrieval(model, p_name: str, tokenizer, held: pd.DataFrame, layer: int, config) -> dict:
+    """Retrieval en -> x at the task's layer on the held-out pairs (mean over languages), after
+    training and for P, with its chance level (the mean of 1 / pairs per language)."""
+    if not len(held):
+        return {"heldout_accuracy": np.nan, "heldout_f1": np.nan, "heldout_pretrained": np.nan, "chance": np.nan}
+    settings = config.training.intermediate
+    scores = {}
+    for key, encoder in (("heldout_accuracy", model),
+                         ("heldout_pretrained", load_encoder(p_name, revision=config.encoder.revision))):
+        embed = layer_embedder(encoder, tokenizer, layer=layer, max_length=settings.max_length,
+                               batch_size=settings.eval_batch_size, device=pick_device(config.device))
+        table = pair_retrieval(embed, held)
+        scores[key] = float(table["retrieval"].mean())
+    return {**scores, "heldout_f1": np.nan, "chance": float(table["chance"].mean())}
 
 
 def _heldout_score(result, tokenizer, held: pd.DataFrame, spec, config) -> tuple[float, float]:

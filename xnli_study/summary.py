@@ -19,6 +19,7 @@ from .files import read_table
 from .config import looks_like_path
 from .languages import NLI_LABELS, encoder_label
 from .runfolder import RunFolder
+from .sample import ANCHOR_GROUPS
 from .stages import read_record
 from .tasks import get_task
 
@@ -102,6 +103,9 @@ def build_summary(run) -> dict:
                   "probe_sentences_per_language": int(probe["sid"].nunique()) if probe is not None else None},
         # zero-shot, or translate-train for tasks that train on the evaluation languages' text
         "setting": {c: "zero-shot" if c == "none" else get_task(c).setting for c in config.conditions},
+        # tasks built to change alignment (contrastive, on text of the evaluation languages, no labels)
+        "alignment_tasks": {c: get_task(c).format for c in config.intermediate_conditions
+                            if get_task(c).is_alignment},
         "design": design(config, sizes),
         "intermediate": intermediate_scores(inter),
         "label_shares": label_shares(preds),
@@ -140,6 +144,8 @@ def build_summary(run) -> dict:
                        for r in references_for(config.encoder.name).drop(columns="hub_id").to_dict("records")],
         "transfer": {c: {k: float(v) for k, v in row.items()} for c, row in transfer_mean.iterrows()},
         "chance": 1 / 3,
+        # the synthetic world's planted answer and whether this run found it (sample data only)
+        "planted": planted(config, nested(acc_mean, "mean"), comparisons, alignment),
         "alignment": {
             "headline_layer": head, "n_layers": n_layers,
             "pooling": "mean over real tokens, special tokens and padding excluded",
@@ -163,10 +169,12 @@ def build_summary(run) -> dict:
 
 def training_sizes(training: pd.DataFrame, intermediate: pd.DataFrame) -> dict:
     """How many examples each training stage used, of how many it had (``available``: rows read
-    minus rows dropped for no gold label or no usable answer, before subsampling). Tasks also hold
+    minus rows dropped for no gold label, no usable answer or, for alignment pairs, a repeat or an
+    XNLI dev/test sentence, before subsampling). Tasks also hold
     out a tenth for their own held-out score: ``trained`` counts what remained."""
     rows = training.set_index("dataset")
-    available = rows["rows_read"] - rows.get("dropped_no_consensus", 0) - rows.get("dropped_unusable", 0)
+    available = (rows["rows_read"] - rows.get("dropped_no_consensus", 0) - rows.get("dropped_unusable", 0)
+                 - rows.get("dropped_eval_overlap", 0))
     sizes = {"mnli": {"trained": int(rows.loc["mnli", "used"]), "available": int(available["mnli"])}
              if "mnli" in rows.index else {}, "tasks": {}}
     for cond, g in intermediate.groupby("condition", sort=False):
@@ -206,6 +214,53 @@ def design(config, sizes: dict) -> dict:
     }
 
 
+#: the share of the high-anchor languages' accuracy that the positive control expects at least
+PLANTED_HIGH_ANCHOR_MIN = 0.45
+
+
+def planted(config, accuracy: dict, comparisons: pd.DataFrame, alignment: dict) -> dict | None:
+    """What the synthetic world plants and whether the run detected it (None for real data).
+
+    Planted: transfer graded by anchor share (the high-anchor languages at least
+    :data:`PLANTED_HIGH_ANCHOR_MIN` under the baseline, and above the low-anchor group on average),
+    and alignment tasks that raise retrieval at the headline layer and the non-English mean accuracy
+    (``F_t`` against ``F[none]``; detected when the interval of the accuracy change is above 0).
+    """
+    if config.xnli.source != "sample":
+        return None
+    shares = config.sample.shares()
+    base = accuracy.get("none", {})
+    groups = {}
+    for group, langs in ANCHOR_GROUPS.items():
+        present = [lang for lang in langs if lang in base]
+        if present:
+            groups[group] = {"languages": present, "anchor_share": float(np.mean([shares[x] for x in present])),
+                             "baseline_accuracy": float(np.mean([base[x] for x in present]))}
+    high, low = groups.get("high"), groups.get("low")
+    gradient = {
+        "high_anchor_min": PLANTED_HIGH_ANCHOR_MIN,
+        "high_anchor_at_least_min": (all(base[x] >= PLANTED_HIGH_ANCHOR_MIN for x in high["languages"])
+                                     if high else None),
+        "high_above_low": high["baseline_accuracy"] > low["baseline_accuracy"] if high and low else None,
+    }
+    tasks = {}
+    for cond in config.intermediate_conditions:
+        if not get_task(cond).is_alignment:
+            continue
+        row = comparisons[(comparisons["condition"] == cond) & (comparisons["lang"] == "avg_non_en")]
+        if row.empty:
+            continue
+        row = row.iloc[0]
+        before = alignment.get("F[none]", {}).get("retrieval")
+        after = alignment.get(f"F[{cond}]", {}).get("retrieval")
+        tasks[cond] = {"accuracy_delta": float(row["delta"]),
+                       "accuracy_ci95": [float(row["ci_low"]), float(row["ci_high"])],
+                       "retrieval_none": before, "retrieval": after,
+                       "retrieval_raised": None if before is None or after is None else after > before,
+                       "detected": bool(row["ci_low"] > 0)}
+    return {"anchor_groups": groups, "gradient": gradient, "alignment_tasks": tasks}
+
+
 def intermediate_scores(results: pd.DataFrame) -> dict:
     """Each intermediate task's held-out score (mean over seeds), its metric, chance and size."""
     out = {}
@@ -216,6 +271,9 @@ def intermediate_scores(results: pd.DataFrame) -> dict:
                      "score": float(score.mean()) if len(score) else None,
                      "f1": float(f1.mean()) if len(f1) else None,  # SQuAD F1 (extractive QA)
                      "chance": float(g["chance"].iloc[0]) if g["chance"].notna().any() else None,
+                     # alignment tasks: P's retrieval on the same held-out pairs
+                     "pretrained": (float(g["heldout_pretrained"].mean())
+                                    if "heldout_pretrained" in g and g["heldout_pretrained"].notna().any() else None),
                      "held_out": int(g["heldout_examples"].iloc[0])}
     return out
 

@@ -10,7 +10,11 @@ synthetic sample (``xnli_study.sample``), into a tidy frame whose shape follows 
   ending; may be empty), ``choices`` (a list of strings), ``label`` (the index of the right one);
 * ``extractive_qa``: ``text_a`` (the question), ``text_b`` (the context), ``answer_text``,
   ``answer_start`` (a character offset into the context, -1 when unanswerable) and ``label``
-  (1 answerable, 0 not).
+  (1 answerable, 0 not);
+* ``parallel`` and ``lexicon`` (the alignment tasks, trained by the contrastive objective of
+  :mod:`xnli_study.contrastive`): ``text_a`` (English sentence or word), ``text_b`` (its
+  translation), ``lang`` (the translation's language) and ``group`` (the English side: pairs of one
+  group are never each other's negatives). They have no labels.
 
 Each :class:`TaskSpec` names its two readers directly: ``read_hub(dataset, hub=, report=)`` for one
 loaded hub split and ``read_local(path, report=, languages=)`` for the task's own files. Every
@@ -31,14 +35,16 @@ from typing import Callable, Literal
 
 import pandas as pd
 
-from .data import (ReadReport, check_label_names, nli_as_pairs, nli_from_hub_dataset, read_nli_jsonl,
-                   read_xnli_mt, sample_folder, subsample, text_lines)
+from .data import (ReadReport, check_label_names, load_xnli, nli_as_pairs, nli_from_hub_dataset, read_nli_jsonl,
+                   read_xnli_mt, sample_folder, subsample, text_lines, xnli_mt_rows)
 from .errors import DataError
 from .hub import require_hub
 from .languages import NLI_LABELS
-from .sample import task_file
+from .sample import lexicon_folder, parallel_folder, task_file
 
-TaskFormat = Literal["single", "pair", "multiple_choice", "extractive_qa"]
+TaskFormat = Literal["single", "pair", "multiple_choice", "extractive_qa", "parallel", "lexicon"]
+#: formats trained by the contrastive objective; only their encoder exists (no head, no labels)
+ALIGNMENT_FORMATS = ("parallel", "lexicon")
 PARQUET_EXPORT = "refs/convert/parquet"
 
 
@@ -61,6 +67,8 @@ class HubSource:
 #: ``read_local(path, *, report, languages)`` and ``read_hub(dataset, *, hub, report)``
 LocalReader = Callable[..., pd.DataFrame]
 HubReader = Callable[..., pd.DataFrame]
+#: ``load_hub(spec, *, languages, report, max_rows)``: for tasks that pair several hub datasets
+HubLoader = Callable[..., pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -72,19 +80,35 @@ class TaskSpec:
     description: str
     label_names: tuple[str, ...]
     hub: tuple[HubSource, ...]
-    read_hub: HubReader
+    read_hub: HubReader | None
     read_local: LocalReader
     local_format: str  # what a local file looks like, for messages
     local_kind: Literal["file", "folder", "file or folder"] = "file"
-    has_sample: bool = False
+    #: where the synthetic sample (``xnli_study.sample``) keeps this task's data, for tasks it has
+    sample_path: Callable[[Path], Path] | None = None
+    load_hub: HubLoader | None = None  # replaces read_hub for tasks that pair hub datasets
     unanswerable: bool = False  # extractive QA: questions without an answer are part of the task
     #: how XNLI transfer after this task is to be read: zero-shot (English data only) or
     #: translate-train (the task trains on machine-translated text of the evaluation languages)
     setting: Literal["zero-shot", "translate-train"] = "zero-shot"
+    #: alignment tasks: the layer they align when ``tasks.<name>.layer`` is unset, from the depth
+    default_layer: Callable[[int], int] | None = None
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+    @property
+    def has_sample(self) -> bool:
+        return self.sample_path is not None
+
+    @property
+    def is_alignment(self) -> bool:
+        return self.format in ALIGNMENT_FORMATS
+
+    def layer(self, settings, depth: int) -> int:
+        """The layer an alignment task trains at: ``settings.layer``, else its default for ``depth``."""
+        return settings.layer if settings.layer is not None else self.default_layer(depth)
 
     @property
     def is_classification(self) -> bool:
@@ -358,6 +382,121 @@ def _from_hub_rows(frame_of) -> HubReader:
     return read
 
 
+# ---- alignment pairs ------------------------------------------------------------------------------
+def aligned_pairs(english: list[str], other: list[str], lang: str) -> pd.DataFrame:
+    """Pairs (English, translation) of one language; the English side is the pair's group."""
+    return pd.DataFrame({"text_a": english, "text_b": other, "lang": lang, "group": english})
+
+
+def _clean_pairs(frame: pd.DataFrame, report: ReadReport) -> pd.DataFrame:
+    """Strip both sides and keep each pair once: the report counts every pair read, and drops
+    pairs with an empty side or seen before (a premise repeats with each of its hypotheses)."""
+    frame = frame.assign(text_a=frame["text_a"].str.strip(), text_b=frame["text_b"].str.strip(),
+                         group=frame["group"].str.strip())
+    report.rows_read += len(frame)
+    keep = ((frame["text_a"] != "") & (frame["text_b"] != "")
+            & ~frame.duplicated(["lang", "text_a", "text_b"]))
+    report.dropped_unusable += int((~keep).sum())
+    return frame[keep].reset_index(drop=True)
+
+
+def read_parallel_folder(path: Path, *, report: ReadReport, languages) -> pd.DataFrame:
+    """Parallel sentences from an XNLI-1.0-MT folder: ``multinli.train.en.tsv`` beside
+    ``multinli.train.<lang>.tsv`` for each language, row ``i`` of each file the same item; every
+    premise and hypothesis gives one pair (English, X); the report counts pairs."""
+    _, english = xnli_mt_rows(path, lang="en")
+    frames = []
+    for lang in (x for x in languages if x != "en"):
+        file, rows = xnli_mt_rows(path, lang=lang)
+        if len(rows) != len(english):
+            raise DataError(f"{file}: {len(rows)} rows, but multinli.train.en.tsv has {len(english)}; "
+                            "the files of the folder must be parallel row by row")
+        for field in ("premise", "hypo"):
+            frames.append(aligned_pairs([r[field] or "" for r in english], [r[field] or "" for r in rows], lang))
+    if not frames:
+        raise DataError(f"{path}: the study has no language besides English to align")
+    return _clean_pairs(pd.concat(frames, ignore_index=True), report)
+
+
+def parallel_from_hub(spec: "TaskSpec", *, languages, report: ReadReport, max_rows: int | None,
+                      seed: int = 0) -> pd.DataFrame:
+    """Parallel sentences from the hub's XNLI translate-train data (``facebook/xnli``, split
+    ``train``: the configs of the languages are parallel row by row). The same seeded rows are
+    taken from English and each language (``max_rows`` of them, all when None). The report counts
+    pairs (a row gives two: its premise and its hypothesis)."""
+    import datasets
+    import numpy as np
+
+    source = spec.hub[0]
+    english = datasets.load_dataset(source.hub_id, "en", split="train", revision=source.revision)
+    n = len(english)
+    rows = np.arange(n) if max_rows is None or max_rows >= n else np.sort(
+        np.random.default_rng(seed).choice(n, size=max_rows, replace=False))
+    english = english.select(rows)
+    frames = []
+    for lang in (x for x in languages if x != "en"):
+        ds = datasets.load_dataset(source.hub_id, lang, split="train", revision=source.revision)
+        if len(ds) != n:
+            raise DataError(f"hub:{source.hub_id} {lang}: {len(ds)} train rows, English has {n}; not parallel")
+        ds = ds.select(rows)
+        for field in ("premise", "hypothesis"):
+            frames.append(aligned_pairs(list(english[field]), list(ds[field]), lang))
+    if not frames:
+        raise DataError("the study has no language besides English to align")
+    return _clean_pairs(pd.concat(frames, ignore_index=True), report)
+
+
+def lexicon_path(folder: Path, lang: str) -> Path | None:
+    """The MUSE dictionary English -> ``lang`` in ``folder``: ``en-<lang>.txt`` (the full one) or
+    ``en-<lang>.0-5000.txt`` (MUSE's training split), whichever exists first."""
+    for name in (f"en-{lang}.txt", f"en-{lang}.0-5000.txt"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def read_lexicon_folder(path: Path, *, report: ReadReport, languages) -> pd.DataFrame:
+    """Word pairs from a folder of MUSE bilingual dictionaries (``en-<lang>.txt``: one
+    ``english target`` pair per line, space- or tab-separated). A language without a dictionary is
+    left out and named in the report's notes; lines that are not two words are dropped and counted."""
+    frames, missing = [], []
+    for lang in (x for x in languages if x != "en"):
+        file = lexicon_path(path, lang)
+        if file is None:
+            missing.append(lang)
+            continue
+        english, other = [], []
+        for line in text_lines(file):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                report.rows_read += 1
+                report.dropped_unusable += 1
+                continue
+            english.append(parts[0])
+            other.append(parts[1])
+        frames.append(aligned_pairs(english, other, lang))
+    if not frames:
+        raise DataError(f"{path}: no bilingual lexicon for any language of the study; expected files "
+                        f"named en-<lang>.txt (MUSE format), e.g. en-{next((x for x in languages if x != 'en'), 'fr')}.txt")
+    if missing:
+        report.notes.append(f"no lexicon for {', '.join(missing)}")
+    return _clean_pairs(pd.concat(frames, ignore_index=True), report)
+
+
+def drop_eval_overlap(frame: pd.DataFrame, config, *, run_dir, report: ReadReport) -> pd.DataFrame:
+    """Drop (and count) parallel pairs that hold a sentence of XNLI dev or test: those are the
+    evaluation and probe sets, which an alignment task must never train on."""
+    held = set()
+    for split in ("dev", "test"):
+        xnli = load_xnli(config, split=split, run_dir=run_dir)
+        held |= set(xnli["premise"].str.strip()) | set(xnli["hypothesis"].str.strip())
+    overlap = frame["text_a"].isin(held) | frame["text_b"].isin(held)
+    report.dropped_eval_overlap += int(overlap.sum())
+    return frame[~overlap].reset_index(drop=True)
+
+
 # ---- the registry ---------------------------------------------------------------------------------
 QA_LABELS = ("no_answer", "answer")
 _SQUAD_JSON = "SQuAD JSON {version, data: [{title, paragraphs: [{context, qas}]}]}"
@@ -386,7 +525,27 @@ TASKS: dict[str, TaskSpec] = {
             hub=(HubSource("facebook/xnli", config="{lang}", columns=("premise", "hypothesis")),),
             read_hub=nli_from_hub, read_local=read_xnli_mt_folder,
             local_format="the XNLI-1.0-MT folder holding multinli.train.<lang>.tsv", local_kind="folder",
-            setting="translate-train",
+            setting="translate-train", sample_path=parallel_folder,
+        ),
+        TaskSpec(
+            name="parallel_align", format="parallel",
+            description="sentence-level contrastive alignment on parallel sentences (English, X): "
+                        "symmetric InfoNCE on mean-pooled vectors at one layer",
+            label_names=(),
+            hub=(HubSource("facebook/xnli", config="{lang}", columns=("premise", "hypothesis")),),
+            read_hub=None, load_hub=parallel_from_hub, read_local=read_parallel_folder,
+            local_format="the XNLI-1.0-MT folder holding multinli.train.en.tsv and "
+                         "multinli.train.<lang>.tsv, parallel row by row",
+            local_kind="folder", sample_path=parallel_folder,
+            default_layer=lambda depth: round(2 * depth / 3),  # the headline layer
+        ),
+        TaskSpec(
+            name="lexical_align", format="lexicon",
+            description="word-level contrastive alignment on bilingual lexicon pairs at an early layer",
+            label_names=(), hub=(), read_hub=None, read_local=read_lexicon_folder,
+            local_format="a folder of MUSE dictionaries en-<lang>.txt ('english target' per line)",
+            local_kind="folder", sample_path=lexicon_folder,
+            default_layer=lambda depth: max(1, round(depth / 4)),
         ),
         TaskSpec(
             name="qqp", format="pair", description="Quora Question Pairs (GLUE, 2 classes)",
@@ -442,7 +601,8 @@ TASKS: dict[str, TaskSpec] = {
             label_names=("negative", "positive"),
             hub=(HubSource("stanfordnlp/sst2", label_names=("negative", "positive")),),
             read_hub=classification_from_hub, read_local=read_glue_single_tsv,
-            local_format="GLUE TSV with header 'sentence<TAB>label' (0/1)", has_sample=True,
+            local_format="GLUE TSV with header 'sentence<TAB>label' (0/1)",
+            sample_path=lambda folder: task_file(folder, "sst2"),
         ),
         TaskSpec(
             name="pawsx", format="pair", description="PAWS-X English paraphrase (2 classes)",
@@ -477,8 +637,12 @@ def _local(spec: TaskSpec, path: Path, *, languages: list[str], report: ReadRepo
     return spec.read_local(path, report=report, languages=languages)
 
 
-def _hub(spec: TaskSpec, *, languages: list[str], report: ReadReport) -> pd.DataFrame:
+def _hub(spec: TaskSpec, *, languages: list[str], report: ReadReport, max_rows: int | None) -> pd.DataFrame:
+    if not spec.hub:
+        raise DataError(f"task {spec.name!r} has no hub source; {hub_fix(spec)}")
     require_hub(f"task {spec.name!r} ({spec.hub_ids})", fix=hub_fix(spec))
+    if spec.load_hub is not None:
+        return spec.load_hub(spec, languages=languages, report=report, max_rows=max_rows)
     import datasets
 
     frames = []
@@ -499,12 +663,16 @@ def load_task(name: str, config, *, run_dir: str | Path, report: ReadReport | No
     report = report if report is not None else ReadReport(f"task:{name}")
     settings = config.task_data(name)
     if settings.source == "sample":
-        frame = spec.read_local(task_file(sample_folder(config, run_dir), name), report=report,
+        frame = spec.read_local(spec.sample_path(sample_folder(config, run_dir)), report=report,
                                 languages=config.languages)
     elif settings.source == "local":
         frame = _local(spec, config.data_path(settings.path), languages=config.languages, report=report)
     else:
-        frame = _hub(spec, languages=config.languages, report=report)
+        frame = _hub(spec, languages=config.languages, report=report, max_rows=settings.max_examples)
+    if spec.is_alignment:
+        if spec.format == "parallel":
+            frame = drop_eval_overlap(frame, config, run_dir=run_dir, report=report)
+        return subsample(frame, settings.max_examples)
     if spec.format == "extractive_qa" and not spec.unanswerable:  # e.g. SQuAD 1.1: every question has an answer
         unanswered = frame["answer_start"] < 0
         report.dropped_unusable += int(unanswered.sum())

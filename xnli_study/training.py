@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .contrastive import PairCollator, contrastive_trainer_class, encode_aligned_pairs
 from .models import freeze_lower_layers, pick_device, quiet_transformers
 from .qa import context_offsets, span_windows
+from .tasks import ALIGNMENT_FORMATS
 
 
 @dataclass
@@ -102,7 +104,19 @@ def encode_for(fmt: str, tokenizer, frame: pd.DataFrame, *, max_length: int):
         return encode_choices(tokenizer, frame, max_length=max_length)
     if fmt == "extractive_qa":
         return encode_spans(tokenizer, frame, max_length=max_length)
+    if fmt in ALIGNMENT_FORMATS:
+        return encode_aligned_pairs(tokenizer, frame, max_length=max_length)
     return encode_pairs(tokenizer, frame, max_length=max_length)
+
+
+def _collator(fmt: str, tokenizer):
+    if fmt == "multiple_choice":
+        return ChoiceCollator(tokenizer)
+    if fmt in ALIGNMENT_FORMATS:
+        return PairCollator(tokenizer)
+    from transformers import DataCollatorWithPadding
+
+    return DataCollatorWithPadding(tokenizer)
 
 
 class ChoiceCollator:
@@ -164,15 +178,22 @@ def _accuracy(eval_pred) -> dict[str, float]:
 def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
               device: str = "auto", eval_frame: pd.DataFrame | None = None,
               select_best: bool = False, work_dir: str | Path | None = None,
-              progress: bool = True, task_format: str = "pair") -> TrainResult:
+              progress: bool = True, task_format: str = "pair",
+              contrastive: tuple[int, float] | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``train`` (a task frame of ``task_format``) with ``settings``.
+
+    Alignment formats (``parallel``, ``lexicon``) train ``model`` (an encoder without a head) by
+    symmetric InfoNCE at a layer: ``contrastive=(layer, temperature)``; they take no ``eval_frame``.
 
     ``eval_frame`` is scored ``settings.evals_per_epoch`` times per epoch (accuracy in [0, 1]);
     with ``select_best`` the model with the best eval accuracy is returned, else the last one.
     Checkpoints live in a temporary folder under ``work_dir`` that is removed afterwards.
     """
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import Trainer, TrainingArguments
 
+    aligning = task_format in ALIGNMENT_FORMATS
+    if aligning and (contrastive is None or eval_frame is not None):
+        raise ValueError(f"format {task_format!r} needs contrastive=(layer, temperature) and no eval_frame")
     torch.manual_seed(seed)
     freeze_lower_layers(model, settings.freeze_layers)
     dev = pick_device(device)
@@ -195,7 +216,9 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         weight_decay=settings.weight_decay,
         seed=seed,
         data_seed=seed,
-        train_sampling_strategy="group_by_length",
+        # length-grouped batches, except for in-batch negatives: those should be a random draw
+        train_sampling_strategy="random" if aligning else "group_by_length",
+        remove_unused_columns=not aligning,
         eval_strategy=strategy,
         eval_steps=eval_every,
         save_strategy=strategy if select_best else "no",
@@ -214,11 +237,14 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     )
     try:
         with quiet_transformers():
-            trainer = Trainer(
+            trainer_class, extra = Trainer, {}
+            if aligning:
+                trainer_class = contrastive_trainer_class()
+                extra = {"layer": contrastive[0], "temperature": contrastive[1]}
+            trainer = trainer_class(
                 model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                data_collator=(ChoiceCollator(tokenizer) if task_format == "multiple_choice"
-                               else DataCollatorWithPadding(tokenizer)),
-                compute_metrics=_accuracy if eval_ds is not None else None,
+                data_collator=_collator(task_format, tokenizer),
+                compute_metrics=_accuracy if eval_ds is not None else None, **extra,
             )
             replace_progress(trainer, progress)
             trainer.train()
