@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from xnli_study import stages, study
+from xnli_study.config import load_params
 from xnli_study.runfolder import RunFolder
 from xnli_study.sample import lexicon_folder, parallel_folder, write_sample
 
@@ -33,13 +34,14 @@ def run_stage(name: str, params: str, function):
 
 
 def test_alignment_tasks_from_local_files_raise_retrieval_over_p(tmp_path, smoke_yaml, shared_cache):
-    # local files written here: an XNLI-1.0-MT folder and a folder of MUSE dictionaries
-    fixtures = write_sample(tmp_path / "fixtures")
+    fixtures = tmp_path / "fixtures"
     params = derived_profile(
         tmp_path, smoke_yaml, shared_cache, run_name="aligning", seeds=[0],
         conditions=["none", "parallel_align", "lexical_align"],
         tasks={"parallel_align": {"source": "local", "path": str(parallel_folder(fixtures)), "max_examples": 2000},
                "lexical_align": {"source": "local", "path": str(lexicon_folder(fixtures)), "max_examples": None}})
+    # local files written here, for the profile's world: an XNLI-1.0-MT folder and MUSE dictionaries
+    write_sample(fixtures, load_params(params).sample_settings())
     data = run_stage("data", params, study.inspect_data)["training_data"].set_index("dataset")
     assert data.loc["parallel_align", "format"] == "parallel" and data.loc["lexical_align", "format"] == "lexicon"
     assert data.loc["parallel_align", "source"] == "parallel" and data.loc["parallel_align", "used"] == 2000
