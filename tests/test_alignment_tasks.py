@@ -131,6 +131,9 @@ def test_alignment_tasks_without_a_hub_source_or_with_foreign_settings_are_refus
         config_with(tmp_path, conditions=["none", "lexical_align"], tasks={"lexical_align": {"source": "hub"}})
     with pytest.raises(ParamsError, match="tasks.sst2: layer applies to the alignment tasks only"):
         config_with(tmp_path, conditions=["none", "sst2"], tasks={"sst2": {"source": "sample", "layer": 1}})
+    with pytest.raises(ParamsError, match="parallel_align.source: sample aligns the synthetic pseudo-languages"):
+        config_with(tmp_path, xnli={"source": "official", "path": "x"}, conditions=["none", "parallel_align"],
+                    tasks={"parallel_align": {"source": "sample"}})
     # the resolved params (every field written out) load again
     config = config_with(tmp_path, conditions=["none", "sst2", "parallel_align"],
                          tasks={"sst2": {"source": "sample"}, "parallel_align": {"source": "sample", "layer": 1}})
@@ -185,3 +188,21 @@ def test_pair_retrieval_scores_each_language_against_its_own_pairs():
     table = contrastive.pair_retrieval(lambda texts: np.array([vectors[t] for t in texts], float), frame)
     assert table.set_index("lang")["retrieval"].to_dict() == {"de": 1.0, "fr": pytest.approx(1 / 3)}
     assert table.set_index("lang")["chance"].to_dict() == {"de": 0.5, "fr": pytest.approx(1 / 3)}
+
+
+def test_the_aligned_layer_follows_the_headline_layer_and_is_never_frozen(tmp_path, tiny):
+    _, model = tiny  # 2 layers
+    spec = tasks.get_task("parallel_align")
+    config = config_with(tmp_path, conditions=["none", "parallel_align"],
+                         tasks={"parallel_align": {"source": "sample"}}, alignment={"headline_layer": 2})
+    assert study.alignment_layer(spec, config, model) == 2  # not round(2/3 of 2) = 1
+    assert study.alignment_layer(tasks.get_task("lexical_align"), config, model) == 1  # max(1, 2/4 rounded)
+    config = config_with(tmp_path, conditions=["none", "parallel_align"],
+                         tasks={"parallel_align": {"source": "sample", "layer": 3}})
+    with pytest.raises(DataError, match="tasks.parallel_align.layer: 3 is outside 0..2"):
+        study.alignment_layer(spec, config, model)
+    config = config_with(tmp_path, conditions=["none", "parallel_align"],
+                         tasks={"parallel_align": {"source": "sample", "layer": 1}},
+                         training={"intermediate": {"freeze_layers": 2}})
+    with pytest.raises(DataError, match="freeze_layers: 2 freezes every layer up to tasks.parallel_align.layer"):
+        study.alignment_layer(spec, config, model)

@@ -219,7 +219,7 @@ def test_a_stage_reruns_only_when_a_setting_it_reads_changes(params):
         stages.StageRun(stage, params_path=str(params)).finish()
     config = stages.StageRun("report", params_path=str(params)).config
     run_dir = config.run_dir
-    later = config.model_copy(update={"alignment": config.alignment.model_copy(update={"headline_layer": 1})})
+    later = config.model_copy(update={"alignment": config.alignment.model_copy(update={"max_sentences": 50})})
     assert [stages.stage_complete(run_dir, s, later) for s in ("data", "intermediate", "transfer", "alignment")] == [True, True, True, False]
     more_epochs = config.training.mnli.model_copy(update={"epochs": 9})
     later = config.model_copy(update={"training": config.training.model_copy(update={"mnli": more_epochs})})

@@ -261,7 +261,7 @@ class StudyConfig(_Strict):
 
     @field_validator("tasks")
     @classmethod
-    def _known_task_keys(cls, value: dict[str, TaskDataConfig]) -> dict[str, TaskDataConfig]:
+    def _known_task_keys(cls, value: dict[str, TaskDataConfig], info) -> dict[str, TaskDataConfig]:
         for name, settings in value.items():
             if name not in TASKS:
                 raise ValueError(f"unknown task {name!r}; allowed: {' '.join(sorted(TASKS))}")
@@ -273,6 +273,10 @@ class StudyConfig(_Strict):
             if settings.source == "hub" and not spec.hub:
                 raise ValueError(f"task {name!r} has no hub source; set tasks.{name}.source to local "
                                  f"(with path: {spec.local_format})" + (" or sample" if spec.has_sample else ""))
+            if settings.source == "sample" and spec.is_alignment and info.data.get("xnli") is not None \
+                    and info.data["xnli"].source != "sample":
+                raise ValueError(f"tasks.{name}.source: sample aligns the synthetic pseudo-languages, "
+                                 "not the real languages of xnli.source; use local or hub data")
             unused = {k for k in ("layer", "temperature")
                       if getattr(settings, k) != TaskDataConfig.model_fields[k].default}
             if unused and not spec.is_alignment:

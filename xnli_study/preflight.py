@@ -37,6 +37,13 @@ def _check_files(config: StudyConfig) -> None:
 
 
 def _check_layers(config: StudyConfig, name: str) -> None:
+    for task in config.intermediate_conditions:
+        chosen = config.task_data(task).layer
+        if chosen is not None:
+            depth = encoder_depth(config, name)
+            if depth is not None and chosen > depth:
+                raise ParamsError(f"tasks.{task}.layer: {chosen} is outside 0..{depth} (the encoder has "
+                                  f"{depth} layers; 0 is the embedding output)")
     layer, layers = config.alignment.headline_layer, config.alignment.layers
     if layer == "auto" and layers == "all":
         return

@@ -45,8 +45,9 @@ STAGES: tuple[Stage, ...] = (
            "alignment.probe_split")),
     Stage("intermediate", "02_intermediate_training.ipynb", ("data",),
           # xnli: parallel_align drops pairs that hold an XNLI dev or test sentence
+          # alignment.headline_layer: parallel_align's default layer
           ("encoder", "languages", "data_dir", "sample", "xnli", "conditions", "tasks", "seeds",
-           "device", "training.intermediate")),
+           "device", "training.intermediate", "alignment.headline_layer")),
     Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"),
           ("encoder", "languages", "data_dir", "xnli", "mnli", "sample", "conditions", "seeds", "device",
            "training.mnli")),

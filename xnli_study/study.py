@@ -237,12 +237,17 @@ INTERMEDIATE_RESULTS = ["condition", "seed", "train_examples", "heldout_examples
 
 
 def alignment_layer(spec, config, model) -> int:
-    """The layer alignment task ``spec`` trains at, checked against the encoder's depth."""
+    """The layer alignment task ``spec`` trains at, checked against the encoder's depth and the
+    frozen layers (a frozen aligned layer would leave nothing to train)."""
     depth = model.config.num_hidden_layers
-    layer = spec.layer(config.task_data(spec.name), depth)
+    layer = spec.layer(config.task_data(spec.name), depth, al.headline_layer(config.alignment.headline_layer, depth))
     if not 0 <= layer <= depth:
         raise DataError(f"tasks.{spec.name}.layer: {layer} is outside 0..{depth} (the encoder has "
                         f"{depth} layers; 0 is the embedding output)")
+    frozen = config.training.intermediate.freeze_layers
+    if frozen > layer:
+        raise DataError(f"training.intermediate.freeze_layers: {frozen} freezes every layer up to "
+                        f"tasks.{spec.name}.layer ({layer}): nothing would train; freeze at most {layer}")
     return layer
 
 

@@ -216,6 +216,8 @@ def design(config, sizes: dict) -> dict:
 
 #: the share of the high-anchor languages' accuracy that the positive control expects at least
 PLANTED_HIGH_ANCHOR_MIN = 0.45
+#: the alignment tasks whose effect the world plants (STUDY.md section 8)
+PLANTED_TASKS = ("parallel_align",)
 
 
 def planted(config, accuracy: dict, comparisons: pd.DataFrame, alignment: dict) -> dict | None:
@@ -223,8 +225,9 @@ def planted(config, accuracy: dict, comparisons: pd.DataFrame, alignment: dict) 
 
     Planted: transfer graded by anchor share (the high-anchor languages at least
     :data:`PLANTED_HIGH_ANCHOR_MIN` under the baseline, and above the low-anchor group on average),
-    and alignment tasks that raise retrieval at the headline layer and the non-English mean accuracy
-    (``F_t`` against ``F[none]``; detected when the interval of the accuracy change is above 0).
+    and ``parallel_align`` raising retrieval at the headline layer and the non-English mean accuracy
+    (``F_t`` against ``F[none]``; detected when retrieval rose and the interval of the accuracy
+    change is above 0).
     """
     if config.xnli.source != "sample":
         return None
@@ -245,7 +248,7 @@ def planted(config, accuracy: dict, comparisons: pd.DataFrame, alignment: dict) 
     }
     tasks = {}
     for cond in config.intermediate_conditions:
-        if not get_task(cond).is_alignment:
+        if cond not in PLANTED_TASKS:  # other alignment tasks are exploratory here
             continue
         row = comparisons[(comparisons["condition"] == cond) & (comparisons["lang"] == "avg_non_en")]
         if row.empty:
@@ -257,7 +260,9 @@ def planted(config, accuracy: dict, comparisons: pd.DataFrame, alignment: dict) 
                        "accuracy_ci95": [float(row["ci_low"]), float(row["ci_high"])],
                        "retrieval_none": before, "retrieval": after,
                        "retrieval_raised": None if before is None or after is None else after > before,
-                       "detected": bool(row["ci_low"] > 0)}
+                       # both halves of the planted answer: alignment up, and accuracy up beyond items' noise
+                       "detected": bool(row["ci_low"] > 0) and not (before is not None and after is not None
+                                                                    and after <= before)}
     return {"anchor_groups": groups, "gradient": gradient, "alignment_tasks": tasks}
 
 

@@ -91,8 +91,9 @@ class TaskSpec:
     #: how XNLI transfer after this task is to be read: zero-shot (English data only) or
     #: translate-train (the task trains on machine-translated text of the evaluation languages)
     setting: Literal["zero-shot", "translate-train"] = "zero-shot"
-    #: alignment tasks: the layer they align when ``tasks.<name>.layer`` is unset, from the depth
-    default_layer: Callable[[int], int] | None = None
+    #: alignment tasks: the layer they align when ``tasks.<name>.layer`` is unset, from the
+    #: encoder's depth and the study's headline layer: ``default_layer(depth, headline)``
+    default_layer: Callable[[int, int], int] | None = None
 
     @property
     def num_labels(self) -> int:
@@ -106,9 +107,10 @@ class TaskSpec:
     def is_alignment(self) -> bool:
         return self.format in ALIGNMENT_FORMATS
 
-    def layer(self, settings, depth: int) -> int:
-        """The layer an alignment task trains at: ``settings.layer``, else its default for ``depth``."""
-        return settings.layer if settings.layer is not None else self.default_layer(depth)
+    def layer(self, settings, depth: int, headline: int) -> int:
+        """The layer an alignment task trains at: ``settings.layer``, else its default for ``depth``
+        and the study's ``headline`` layer."""
+        return settings.layer if settings.layer is not None else self.default_layer(depth, headline)
 
     @property
     def is_classification(self) -> bool:
@@ -489,8 +491,9 @@ def drop_eval_overlap(frame: pd.DataFrame, config, *, run_dir, report: ReadRepor
     """Drop (and count) parallel pairs that hold a sentence of XNLI dev or test: those are the
     evaluation and probe sets, which an alignment task must never train on."""
     held = set()
-    for split in ("dev", "test"):
-        xnli = load_xnli(config, split=split, run_dir=run_dir)
+    whole = config.model_copy(update={"xnli": config.xnli.model_copy(update={"max_items": None})})
+    for split in ("dev", "test"):  # every item, not only those xnli.max_items keeps
+        xnli = load_xnli(whole, split=split, run_dir=run_dir)
         held |= set(xnli["premise"].str.strip()) | set(xnli["hypothesis"].str.strip())
     overlap = frame["text_a"].isin(held) | frame["text_b"].isin(held)
     report.dropped_eval_overlap += int(overlap.sum())
@@ -537,7 +540,7 @@ TASKS: dict[str, TaskSpec] = {
             local_format="the XNLI-1.0-MT folder holding multinli.train.en.tsv and "
                          "multinli.train.<lang>.tsv, parallel row by row",
             local_kind="folder", sample_path=parallel_folder,
-            default_layer=lambda depth: round(2 * depth / 3),  # the headline layer
+            default_layer=lambda depth, headline: headline,
         ),
         TaskSpec(
             name="lexical_align", format="lexicon",
@@ -545,7 +548,7 @@ TASKS: dict[str, TaskSpec] = {
             label_names=(), hub=(), read_hub=None, read_local=read_lexicon_folder,
             local_format="a folder of MUSE dictionaries en-<lang>.txt ('english target' per line)",
             local_kind="folder", sample_path=lexicon_folder,
-            default_layer=lambda depth: max(1, round(depth / 4)),
+            default_layer=lambda depth, headline: max(1, int(depth / 4 + 0.5)),
         ),
         TaskSpec(
             name="qqp", format="pair", description="Quora Question Pairs (GLUE, 2 classes)",
