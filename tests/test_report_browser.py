@@ -74,7 +74,7 @@ def test_smoke_report_renders_in_chromium(browser, smoke_run):
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory, root, shared_cache):
     """A small study whose XNLI sentences carry markup: a <script> and an <img onerror>."""
-    from xnli_study.sample import write_sample
+    from xnli_study.sample import parallel_folder, write_sample
 
     tree = tmp_path_factory.mktemp("hostile")
     shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
@@ -101,7 +101,9 @@ def hostile_run(tmp_path_factory, root, shared_cache):
                      "  eval_split: test")
             .replace("mnli:\n  source: sample", f"mnli:\n  source: local\n  path: {data / 'mnli' / 'train.jsonl'}")
             .replace("sst2: {source: sample, max_examples: 800}",
-                     f"sst2: {{source: local, path: {data / 'sst2' / 'train.tsv'}, max_examples: 200}}"))
+                     f"sst2: {{source: local, path: {data / 'sst2' / 'train.tsv'}, max_examples: 200}}")
+            .replace("parallel_align: {source: sample, max_examples: 1000",
+                     f"parallel_align: {{source: local, path: {parallel_folder(data)}, max_examples: 300"))
     assert text.count("source: official") == 1 and "source: local" in text
     (params / "hostile.yaml").write_text(text)
     use_shared_cache(params / "hostile.yaml", shared_cache)
