@@ -190,9 +190,11 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
     tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
     logs, results = [], []
     jobs = [(c, s) for c in config.intermediate_conditions for s in config.seeds]
+    # each task is read once, not once per seed (parallel_align also reads XNLI for its overlap check)
+    task_data = {cond: load_task(cond, config, run_dir=run_dir) for cond in config.intermediate_conditions}
     for cond, seed in tqdm(jobs, desc="intermediate tasks", disable=not jobs):
         spec = get_task(cond)
-        data = load_task(cond, config, run_dir=run_dir)
+        data = task_data[cond]
         train, held = heldout_split(data, spec, seed)
         log.info("intermediate %s, seed %d: %d training examples", cond, seed, len(train))
         model = load_task_model(p_name, task_format=spec.format, label_names=spec.label_names,
