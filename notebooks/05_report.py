@@ -89,6 +89,16 @@ else:
     display(Markdown("Only the baseline ran: there is no change to relate."))
 
 # %% [markdown]
+# ## Training recipe
+# Each optimizer step takes the effective batch: the batch per device, times the batches
+# accumulated per step, times the devices that trained.
+
+# %%
+selection = run.read_table("selection")
+devices = int(selection["devices"].max()) if "devices" in selection else 1
+display(narrative.show_table(narrative.recipe_table(run.config.training, devices=devices)))
+
+# %% [markdown]
 # ## Published numbers for this encoder (XNLI test, zero-shot, accuracy %)
 
 # %%

@@ -173,11 +173,24 @@ class StageTrainingConfig(_Strict):
     freeze_layers: int = Field(0, ge=0)
     # bf16: mixed precision (CUDA GPUs with bf16, CPUs with AVX512-BF16 or AMX); fp32 otherwise
     precision: Literal["fp32", "bf16"] = "fp32"
+    # optimizer steps accumulate this many batches: the effective batch is
+    # batch_size x gradient_accumulation_steps x devices (e.g. 8 x 4 = 32 at length 256 on XLM-R large)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    # torch.compile the model before training (CUDA; pays on long runs, costs a minute to compile)
+    compile: bool = False
+
+    def effective_batch(self, devices: int = 1) -> int:
+        """Examples per optimizer step: batch x accumulation x devices."""
+        return self.batch_size * self.gradient_accumulation_steps * devices
 
 
 class TrainingConfig(_Strict):
     intermediate: StageTrainingConfig = StageTrainingConfig(epochs=3)
     mnli: StageTrainingConfig = StageTrainingConfig(epochs=2)
+    # which trained models stay on disk once the alignment stage has measured them: all (every
+    # intermediate encoder and final NLI model), encoders (the intermediate encoders; the final
+    # models are removed), none (both removed). Changes no result, only the disk a run fills.
+    save_models: Literal["all", "encoders", "none"] = "all"
 
 
 class AlignmentConfig(_Strict):
@@ -372,6 +385,7 @@ class StudyConfig(_Strict):
         data = self._resolved_dump()
         for key in NOT_FINGERPRINTED:
             data.pop(key, None)
+        data["training"].pop("save_models", None)  # what stays on disk, not what is computed
         if keys is not None:
             picked = {}
             for key in keys:
@@ -409,7 +423,14 @@ def looks_like_path(name: str) -> bool:
 
 
 def _format_error(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
+    """Every error of ``err``, one line each (the first line alone when there is one)."""
+    lines = list(dict.fromkeys(_format_one(e, source) for e in err.errors()))
+    if len(lines) == 1:
+        return lines[0]
+    return f"{len(lines)} errors:\n" + "\n".join(lines)
+
+
+def _format_one(first: dict, source: str) -> str:
     loc = ".".join(str(part) for part in first["loc"])
     if first["type"] == "extra_forbidden":
         model: type[BaseModel] = StudyConfig

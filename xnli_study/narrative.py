@@ -631,6 +631,21 @@ def _encoder_rows(wide: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index(drop=True)
 
 
+def recipe_table(training, *, devices: int = 1) -> pd.DataFrame:
+    """The training recipe of both stages, with the effective batch each optimizer step takes
+    (batch per device x gradient accumulation x devices)."""
+    rows = []
+    for stage, settings in (("intermediate", training.intermediate), ("MNLI", training.mnli)):
+        rows.append({
+            "stage": stage, "epochs": settings.epochs, "learning rate": f"{settings.learning_rate:g}",
+            "batch per device": settings.batch_size,
+            "accumulation": settings.gradient_accumulation_steps, "devices": devices,
+            "effective batch": settings.effective_batch(devices), "max length": settings.max_length,
+            "warmup": settings.warmup_ratio, "precision": settings.precision,
+        })
+    return pd.DataFrame(rows).set_index("stage")
+
+
 def profile_line(profile: str, description: str, run_dir) -> str:
     """The first line of the data notebook: the profile, its description (as text) and the run folder."""
     return f"Profile **{as_text(profile)}**: {as_text(description)}  \nRun folder: {code(run_dir)}"

@@ -35,6 +35,8 @@ INTERMEDIATE = Entry("models/<task>/seed<k>/intermediate/", "I_t: the encoder on
 FINAL = Entry("models/<condition>/seed<k>/final/", "F_t: encoder + NLI head, selected on English dev")
 EMBEDDINGS = Entry("cache/embeddings/<key>/",
                    "float16 sentence vectors per language; key = weights + probe set + settings")
+TOKENIZED = Entry("cache/tokenized/<key>/",
+                  "tokenised training data (Arrow); key = tokenizer + data + format + max length")
 SAMPLE = Entry("data/sample/", "the synthetic sample (profiles that use it)")
 SCRATCH = Entry(".tmp/", "training checkpoints while a stage runs (removed when it ends)")
 
@@ -135,6 +137,10 @@ class RunFolder:
         return self._at(EMBEDDINGS).parent
 
     @property
+    def tokenized_cache(self) -> Path:
+        return self._at(TOKENIZED).parent
+
+    @property
     def sample(self) -> Path:
         return self._at(SAMPLE)
 
@@ -187,7 +193,7 @@ def layout_markdown() -> str:
     out.append(f"{TABLES_DIR}/")
     for entry in TABLES.values():
         out += lines(entry.path, entry.what, indent="  ")
-    for entry in (FIGURES, INTERMEDIATE, FINAL, EMBEDDINGS, SAMPLE, SCRATCH):
+    for entry in (FIGURES, INTERMEDIATE, FINAL, EMBEDDINGS, TOKENIZED, SAMPLE, SCRATCH):
         out += lines(entry.path, entry.what)
     out += ["", "and in the output folder, beside the run folders:"]
     out += lines(SHARED_CACHE.path, SHARED_CACHE.what.split(": ", 1)[1])

@@ -31,7 +31,7 @@ from .pretraining import prepare_pretrained
 from .qa import evaluate_spans
 from .runfolder import RunFolder
 from .tasks import get_task, load_task
-from .training import fine_tune
+from .training import fine_tune, world_size
 
 log = logging.getLogger("xnli_study")
 
@@ -207,7 +207,8 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
                            settings=config.training.intermediate, device=config.device,
                            eval_frame=held if len(held) and not spec.is_alignment else None,
                            select_best=False, work_dir=RunFolder(run_dir).scratch,
-                           task_format=spec.format, contrastive=contrastive)
+                           task_format=spec.format, contrastive=contrastive,
+                           cache_dir=RunFolder(run_dir).tokenized_cache)
         seconds = round(time.perf_counter() - started, 2)
         out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
         run.output(out)
@@ -310,7 +311,8 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         started = time.perf_counter()
         result = fine_tune(model=model, tokenizer=tokenizer, train=mnli, seed=seed,
                            settings=settings, device=config.device, eval_frame=dev_en,
-                           select_best=True, work_dir=RunFolder(run_dir).scratch)
+                           select_best=True, work_dir=RunFolder(run_dir).scratch,
+                           cache_dir=RunFolder(run_dir).tokenized_cache)
         run.output(save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final")))
         probs = predict(result.model, tokenizer, test, batch_size=settings.eval_batch_size,
                         max_length=settings.max_length, device=config.device,
@@ -319,6 +321,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         logs.append(result.log.assign(condition=cond, seed=seed))
         selection.append({"condition": cond, "seed": seed, "best_step": result.best_step,
                           "dev_en_accuracy": result.best_metric, "train_examples": len(mnli),
+                          "devices": world_size(), "effective_batch": settings.effective_batch(world_size()),
                           "seconds": round(time.perf_counter() - started, 2)})
     _remove_empty(RunFolder(run_dir).scratch)
     preds = pd.concat(predictions, ignore_index=True)

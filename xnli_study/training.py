@@ -7,6 +7,8 @@ best checkpoint kept: model selection never sees another language).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import shutil
 import tempfile
@@ -18,6 +20,8 @@ import pandas as pd
 import torch
 
 from .contrastive import PairCollator, contrastive_trainer_class, encode_aligned_pairs
+from .errors import StudyError
+from .files import atomic_dir
 from .models import freeze_lower_layers, pick_device, quiet_transformers
 from .qa import context_offsets, span_windows
 from .tasks import ALIGNMENT_FORMATS
@@ -109,14 +113,99 @@ def encode_for(fmt: str, tokenizer, frame: pd.DataFrame, *, max_length: int):
     return encode_pairs(tokenizer, frame, max_length=max_length)
 
 
-def _collator(fmt: str, tokenizer):
+def tokenizer_key(tokenizer) -> str:
+    """A short hash that changes when the tokenizer would split text differently: its class, its
+    vocabulary and rules (the fast tokenizer's full JSON), its special tokens."""
+    cached = getattr(tokenizer, "_xnli_study_key", None)
+    if cached:
+        return cached
+    h = hashlib.sha256(type(tokenizer).__name__.encode())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        h.update(backend.to_str().encode())
+    else:
+        h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
+    h.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
+    key = h.hexdigest()[:16]
+    try:
+        tokenizer._xnli_study_key = key
+    except AttributeError:
+        pass
+    return key
+
+
+def frame_key(frame: pd.DataFrame) -> str:
+    """A short hash of a task frame's content (columns, values, row order)."""
+    h = hashlib.sha256(",".join(map(str, frame.columns)).encode())
+    def plain(value):
+        return json.dumps(value.tolist() if hasattr(value, "tolist") else value, default=str)
+
+    plain = frame.apply(lambda col: col.map(plain) if col.dtype == object else col)
+    h.update(pd.util.hash_pandas_object(plain, index=False).to_numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def encode_cached(fmt: str, tokenizer, frame: pd.DataFrame, *, max_length: int,
+                  cache_dir: str | Path | None = None):
+    """:func:`encode_for`, read from ``cache_dir`` when the same tokenizer, data, format and
+    max length were encoded before (saved Arrow files, one folder per key). Every unit of a run
+    that trains on MultiNLI tokenises it once; the others read it back."""
+    import datasets
+
+    if cache_dir is None:
+        return encode_for(fmt, tokenizer, frame, max_length=max_length)
+    key = hashlib.sha256(f"{TOKENIZED_VERSION}|{fmt}|{max_length}|{tokenizer_key(tokenizer)}|{frame_key(frame)}"
+                         .encode()).hexdigest()[:20]
+    folder = Path(cache_dir) / key
+    if (folder / "dataset_info.json").is_file():
+        return datasets.load_from_disk(str(folder))
+    encoded = encode_for(fmt, tokenizer, frame, max_length=max_length)
+    with atomic_dir(folder) as tmp:  # whole or absent
+        encoded.save_to_disk(str(tmp))
+    return datasets.load_from_disk(str(folder))
+
+
+#: bump when the encoders' output changes for the same input, so old caches are not read
+TOKENIZED_VERSION = 1
+
+
+def _collator(fmt: str, tokenizer, *, pad_to_multiple_of: int | None = None):
     if fmt == "multiple_choice":
         return ChoiceCollator(tokenizer)
     if fmt in ALIGNMENT_FORMATS:
         return PairCollator(tokenizer)
     from transformers import DataCollatorWithPadding
 
-    return DataCollatorWithPadding(tokenizer)
+    return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Optimizer steps and evaluation interval of one training run, from its effective batch."""
+
+    effective_batch: int  # examples per optimizer step: batch x accumulation x devices
+    steps_per_epoch: int  # optimizer steps
+    total_steps: int
+    eval_every: int  # optimizer steps between evaluations
+
+
+def schedule(n_examples: int, settings, *, world_size: int = 1) -> Schedule:
+    """Steps per epoch and evaluation interval counted in optimizer steps, as the ``Trainer``
+    counts them: each device takes ``batch_size`` examples a batch and an optimizer step takes
+    ``gradient_accumulation_steps`` batches (a last, shorter group still steps), so one step
+    consumes batch x accumulation x devices."""
+    batches_per_device = math.ceil(n_examples / (settings.batch_size * world_size))
+    steps_per_epoch = max(1, math.ceil(batches_per_device / settings.gradient_accumulation_steps))
+    total = max(1, math.ceil(steps_per_epoch * settings.epochs))
+    return Schedule(effective_batch=settings.effective_batch(world_size), steps_per_epoch=steps_per_epoch,
+                    total_steps=total, eval_every=max(1, steps_per_epoch // settings.evals_per_epoch))
+
+
+def world_size() -> int:
+    """Processes taking part in training (1 unless launched by ``accelerate`` or ``torchrun``)."""
+    import os
+
+    return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
 class ChoiceCollator:
@@ -179,7 +268,8 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
               device: str = "auto", eval_frame: pd.DataFrame | None = None,
               select_best: bool = False, work_dir: str | Path | None = None,
               progress: bool = True, task_format: str = "pair",
-              contrastive: tuple[int, float] | None = None) -> TrainResult:
+              contrastive: tuple[int, float] | None = None,
+              cache_dir: str | Path | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``train`` (a task frame of ``task_format``) with ``settings``.
 
     Alignment formats (``parallel``, ``lexicon``) train ``model`` (an encoder without a head) by
@@ -188,6 +278,8 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     ``eval_frame`` is scored ``settings.evals_per_epoch`` times per epoch (accuracy in [0, 1]);
     with ``select_best`` the model with the best eval accuracy is returned, else the last one.
     Checkpoints live in a temporary folder under ``work_dir`` that is removed afterwards.
+    With ``cache_dir`` the tokenised data is read from (or written to) that cache
+    (:func:`encode_cached`).
     """
     from transformers import Trainer, TrainingArguments
 
@@ -197,11 +289,12 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     torch.manual_seed(seed)
     freeze_lower_layers(model, settings.freeze_layers)
     dev = pick_device(device)
-    train_ds = encode_for(task_format, tokenizer, train, max_length=settings.max_length)
-    eval_ds = (encode_for(task_format, tokenizer, eval_frame, max_length=settings.max_length)
-               if eval_frame is not None else None)
-    steps_per_epoch = max(1, math.ceil(len(train_ds) / settings.batch_size))
-    eval_every = max(1, steps_per_epoch // settings.evals_per_epoch)
+    train_ds = encode_cached(task_format, tokenizer, train, max_length=settings.max_length, cache_dir=cache_dir)
+    eval_ds = (encode_cached(task_format, tokenizer, eval_frame, max_length=settings.max_length,
+                             cache_dir=cache_dir) if eval_frame is not None else None)
+    plan = schedule(len(train_ds), settings, world_size=world_size())
+    eval_every = plan.eval_every
+    cuda = dev.type == "cuda"
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="checkpoints-", dir=work_dir))
@@ -212,6 +305,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,
         per_device_eval_batch_size=settings.eval_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
         warmup_steps=settings.warmup_ratio,
         weight_decay=settings.weight_decay,
         seed=seed,
@@ -233,6 +327,9 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         disable_tqdm=not progress,
         use_cpu=dev.type == "cpu",
         bf16=settings.precision == "bf16",
+        # one fused kernel for the AdamW update on CUDA (it touches every parameter each step)
+        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        torch_compile=settings.compile,
         dataloader_num_workers=0,
     )
     try:
@@ -243,14 +340,20 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
                 extra = {"layer": contrastive[0], "temperature": contrastive[1]}
             trainer = trainer_class(
                 model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                data_collator=_collator(task_format, tokenizer),
+                # tensor cores want lengths in multiples of 8; on a CPU padding only costs
+                data_collator=_collator(task_format, tokenizer, pad_to_multiple_of=8 if cuda else None),
                 compute_metrics=_accuracy if eval_ds is not None else None, **extra,
             )
             replace_progress(trainer, progress)
             trainer.train()
         log = pd.DataFrame(trainer.state.log_history)
         best_step = None
-        if select_best and trainer.state.best_model_checkpoint:
+        if select_best and eval_ds is not None:
+            if not trainer.state.best_model_checkpoint:
+                raise StudyError(
+                    f"model selection ended without a best checkpoint: {trainer.state.global_step} optimizer "
+                    f"steps ran and evaluation comes every {eval_every}; raise epochs or evals_per_epoch, or "
+                    f"lower batch_size x gradient_accumulation_steps (effective batch {plan.effective_batch})")
             best_step = int(Path(trainer.state.best_model_checkpoint).name.split("-")[-1])
         # drop the mixed-precision forward wrapper: the returned model is a plain fp32 model
         model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
