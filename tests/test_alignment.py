@@ -258,3 +258,35 @@ def test_low_data_language_probe_separates_what_the_full_probe_saturates():
     rows = al.language_id_by_layer({k: v[None] for k, v in weak.items()})
     assert set(rows["metric"]) == {"language_id", "language_id_low_data"}
     assert rows["chance"].tolist() == pytest.approx([1 / 3, 1 / 3])
+
+
+def test_a_removed_model_keeps_its_measured_vectors_and_names_the_fix(tmp_path, tiny, sample_dir):
+    """training.save_models: a model removed after measurement leaves a note with its weights'
+    fingerprint: the same probe reads the cached vectors; anything that needs the weights fails
+    with one line naming save_models."""
+    import copy
+
+    from xnli_study import models, study
+    from xnli_study.data import read_xnli_official
+    from xnli_study.errors import DataError
+
+    tokenizer, shared = tiny
+    folder = tmp_path / "models" / "sst2" / "seed0" / "final"
+    copy.deepcopy(shared).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    xnli = read_xnli_official(sample_dir / "xnli", split="dev", languages=["en", "de"])
+    probe = al.probe_set(xnli, max_sentences=20)
+    measured = al.cached_embeddings(str(folder), probe, cache_dir=tmp_path / "c")
+    models.remove_model(folder, save_models="encoders",
+                        weights=models.weights_fingerprint(models.load_encoder(str(folder))))
+    assert [p.name for p in folder.iterdir()] == [models.REMOVED]  # the folder stays: stages stay complete
+    again = al.cached_embeddings(str(folder), probe, cache_dir=tmp_path / "c")
+    np.testing.assert_array_equal(measured["de"], again["de"])
+    with pytest.raises(DataError, match="removed once its alignment was measured .training.save_models: encoders"):
+        al.cached_embeddings(str(folder), al.probe_set(xnli, max_sentences=10), cache_dir=tmp_path / "c")
+    with pytest.raises(DataError, match="save_models"):
+        models.load_classifier(str(folder), num_labels=3, seed=0)
+    # which checkpoints each setting removes
+    assert [study.removable(s, "all") for s in ("pretrained", "intermediate", "final")] == [False, False, False]
+    assert [study.removable(s, "encoders") for s in ("pretrained", "intermediate", "final")] == [False, False, True]
+    assert [study.removable(s, "none") for s in ("pretrained", "intermediate", "final")] == [False, True, True]

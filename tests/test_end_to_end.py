@@ -2,6 +2,7 @@
 
 import base64
 import html as html_lib
+import hashlib
 import json
 import re
 import shutil
@@ -32,6 +33,16 @@ def test_run_folder_is_complete(smoke_run):
     # the report's HTML is the render step's recorded output
     assert stages.read_record(run_dir, "render")["outputs"] == ["report.html"]
     assert manifest["seeds"] == [0, 1] and manifest["packages"]["torch"].startswith("2.")
+    # provenance: the sample the run read, file by file, and no hub repository (all offline)
+    sample = manifest["data_files"]["sample"]
+    assert "xnli/xnli.test.tsv" in sample["sha256"]
+    assert sample["sha256"]["xnli/xnli.test.tsv"] == hashlib.sha256(
+        (run_dir / "data" / "sample" / "xnli" / "xnli.test.tsv").read_bytes()).hexdigest()
+    assert manifest["hub"] == {}
+    # one tokenised dataset per distinct (data, max length): MNLI train and English dev, shared by
+    # the 6 MNLI units; sst2's training and held-out rows and parallel_align's pairs, per seed
+    tokenized = [p for p in (run_dir / "cache" / "tokenized").iterdir() if not p.name.startswith(".")]
+    assert len(tokenized) == 2 + 2 * 2 + 2 * 1
 
 
 def test_summary_has_every_language_and_english_is_learned(smoke_run):

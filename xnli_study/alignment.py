@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .files import atomic_dir, write_json
-from .models import load_encoder, load_tokenizer, pick_device, weights_fingerprint
+from .models import ensure_present, load_encoder, load_tokenizer, pick_device, removed_note, weights_fingerprint
 from .runfolder import EMBEDDINGS_META
 
 _CHUNK = 2048  # rows of the similarity matrix held at once: memory O(chunk * n)
@@ -420,10 +420,16 @@ def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_
     the checkpoint's weights (not its name), the probe set and the settings, so a changed
     checkpoint never reuses a stale cache. Returns language -> float32 ``(n_layers + 1, n, hidden)``.
     """
+    langs = list(dict.fromkeys(probe["lang"]))
+    note = removed_note(checkpoint)
+    if note is not None:  # removed after measurement (training.save_models): its cached vectors remain
+        folder = Path(cache_dir) / embeddings_key(weights=note["weights"], probe=probe, max_length=max_length)
+        if all((folder / f"{lang}.npy").is_file() for lang in langs):
+            return load_cached(folder, langs)
+        ensure_present(checkpoint)  # raises, naming the fix
     model = load_encoder(checkpoint, revision=revision)
     key = embeddings_key(weights=weights_fingerprint(model), probe=probe, max_length=max_length)
     folder = Path(cache_dir) / key
-    langs = list(dict.fromkeys(probe["lang"]))
     if not all((folder / f"{lang}.npy").is_file() for lang in langs):
         tokenizer = load_tokenizer(checkpoint, revision=revision)
         dev = pick_device(device)

@@ -14,7 +14,8 @@ from .config import load_params
 from .environment import ensure_kernel
 from .errors import StudyError
 from .pipeline import render_report, run_study
-from .preflight import preflight
+from .plan import format_plan, make_plan
+from .preflight import check_all
 from .runfolder import RunFolder
 from .sample import write_sample
 from .stages import STAGES
@@ -39,8 +40,21 @@ def _warn(config) -> None:
 def _cmd_check(args: argparse.Namespace) -> int:
     config = load_params(args.params)
     _warn(config)
-    preflight(config)
-    print(f"{args.params}: valid (profile {config.profile}, run folder {config.run_dir})")
+    notes = check_all(config)
+    for line in notes:
+        print(f"note: {line}", file=sys.stderr)
+    where = " here; the run needs what the notes say" if notes else ""
+    print(f"{args.params}: valid (profile {config.profile}, run folder {config.run_dir}){where}")
+    return 0
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    config = load_params(args.params)
+    plan = make_plan(config, tokens_per_second=args.tokens_per_second, world_size=args.devices)
+    print(format_plan(plan, config))
+    if args.csv:
+        plan.units.to_csv(args.csv, index=False)
+        print(f"units written to {args.csv}")
     return 0
 
 
@@ -81,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate a params file (keys, files, encoder, hub) and exit")
     check.add_argument("--params", default="params/smoke.yaml", help="the profile YAML file")
     check.set_defaults(func=_cmd_check)
+
+    plan = sub.add_parser("plan", help="what a run will cost (steps, tokens, FLOPs, GPU-hours, memory, disk); "
+                                       "touches neither the hub nor a GPU")
+    plan.add_argument("--params", default="params/smoke.yaml", help="the profile YAML file")
+    plan.add_argument("--tokens-per-second", type=float,
+                      help="training throughput to assume (default: the one benchmarks/training_throughput.py "
+                           "measured here, else 30%% MFU of an H100)")
+    plan.add_argument("--devices", type=int, default=1, help="data-parallel devices (for steps per epoch)")
+    plan.add_argument("--csv", help="also write the per-unit table to this CSV file")
+    plan.set_defaults(func=_cmd_plan)
 
     sample = sub.add_parser("sample", help="write the synthetic sample (XNLI-1.0 TSV, MNLI JSONL, SST-2 TSV)")
     sample.add_argument("--out", required=True, help="folder to write")

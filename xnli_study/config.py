@@ -24,7 +24,8 @@ from .tasks import TASKS
 Device = Literal["auto", "cpu", "cuda", "mps"]
 #: settings that never change a result (where the run lives, what it and its profile are called,
 #: prose): no fingerprint covers them
-NOT_FINGERPRINTED = ("output_dir", "cache_dir", "run_name", "profile", "description", "limits", "base_dir")
+NOT_FINGERPRINTED = ("output_dir", "cache_dir", "run_name", "profile", "description", "limits", "base_dir",
+                     "training.save_models")  # what stays on disk, not what is computed
 
 
 class _Strict(BaseModel):
@@ -384,8 +385,8 @@ class StudyConfig(_Strict):
         """
         data = self._resolved_dump()
         for key in NOT_FINGERPRINTED:
-            data.pop(key, None)
-        data["training"].pop("save_models", None)  # what stays on disk, not what is computed
+            section, _, field = key.partition(".")
+            (data.get(section, {}) if field else data).pop(field or section, None)
         if keys is not None:
             picked = {}
             for key in keys:

@@ -23,6 +23,7 @@ from typing import Iterable, Iterator
 
 import torch
 
+from .architectures import KNOWN_ARCHITECTURES
 from .config import looks_like_path
 from .errors import DataError, HubUnavailableError, ParamsError
 from .files import atomic_dir
@@ -181,7 +182,8 @@ def encoder_depth(config, name: str) -> int | None:
         return AutoConfig.from_pretrained(name, revision=config.encoder.revision,
                                           local_files_only=not hub_reachable()).num_hidden_layers
     except (OSError, ValueError, AttributeError):
-        return None
+        known = KNOWN_ARCHITECTURES.get(name, {})
+        return known.get("num_hidden_layers") or known.get("n_layers")
 
 
 def package_model_folder(name: str) -> Path:
@@ -230,10 +232,39 @@ def load_tokenizer(name: str, *, revision: str | None = None):
                                              local_files_only=not hub_reachable())
 
 
+#: what a removed model's folder holds instead of weights (``training.save_models``)
+REMOVED = "removed.json"
+
+
+def removed_note(name: str | Path) -> dict | None:
+    """The note left by :func:`remove_model` in a model folder, or None."""
+    path = Path(name) / REMOVED
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def ensure_present(name: str | Path) -> None:
+    """Raise ``DataError`` for a model folder whose weights were removed after measurement."""
+    note = removed_note(name)
+    if note is not None:
+        raise DataError(f"{name}: this model was removed once its alignment was measured "
+                        f"(training.save_models: {note['save_models']}); to use it again, train it again: "
+                        "xnli-study run --params <params> --force, with training.save_models: all to keep it")
+
+
+def remove_model(folder: str | Path, *, save_models: str, weights: str) -> Path:
+    """Replace a model folder by a note (its weights fingerprint, so the alignment measured on it
+    stays readable from the embeddings cache); the folder stays, so stages stay complete."""
+    folder = Path(folder)
+    with atomic_dir(folder) as tmp:
+        (tmp / REMOVED).write_text(json.dumps({"save_models": save_models, "weights": weights}) + "\n")
+    return folder
+
+
 def load_encoder(name: str, *, revision: str | None = None):
     """The bare encoder (``AutoModel``) of a checkpoint, in eval mode; heads are dropped."""
     from transformers import AutoModel
 
+    ensure_present(name)
     with quiet_transformers():
         model = AutoModel.from_pretrained(name, revision=revision, local_files_only=not hub_reachable())
     return model.eval()
@@ -247,6 +278,8 @@ def load_classifier(name: str, *, num_labels: int, seed: int, label_names: tuple
     from ``seed``, so the same seed gives the same head.
     """
     from transformers import AutoModelForSequenceClassification
+
+    ensure_present(name)
 
     kwargs = {}
     if label_names:

@@ -19,6 +19,7 @@ from .environment import NOTEBOOKS_DIR, ensure_kernel, manifest_base
 from .errors import StudyError
 from .files import atomic_path, read_json, write_json, write_text
 from .preflight import preflight
+from .provenance import hash_tree, hub_revisions, local_data
 from .render import build_report
 from .runfolder import RunFolder
 from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, get_stage, now, stage_complete,
@@ -121,6 +122,8 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
     folder.root.mkdir(parents=True, exist_ok=True)
     write_text(folder.params, config.to_yaml())
     manifest = manifest_base(config)
+    manifest["data_files"] = local_data(config)  # SHA-256 of every local data file the params name
+    manifest["hub"] = hub_revisions(config)
     try:
         manifest["stages"] = read_json(folder.manifest).get("stages", {})
     except (OSError, ValueError):
@@ -154,6 +157,9 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             error = err
         entry.update(seconds=round(time.perf_counter() - started, 2), finished_at=now(),
                      status="failed" if error else "done")
+        manifest["hub"] = hub_revisions(config)  # what the stage downloaded is cached now
+        if folder.sample.is_dir():
+            manifest["data_files"]["sample"] = {"path": str(folder.sample), "sha256": hash_tree(folder.sample)}
         if error:
             entry["error"] = str(error).split("\n")[0]
         write_json(folder.manifest, manifest)

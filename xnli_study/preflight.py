@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from .alignment import headline_layer
 from .config import StudyConfig
-from .errors import ParamsError
-from .hub import require_hub
+from .errors import HubUnavailableError, ParamsError, StudyError
+from .hub import hub_reachable, require_hub
 from .models import encoder_depth, pick_device, resolve_encoder_name
 from .tasks import get_task, hub_fix
 
@@ -60,23 +60,69 @@ def _check_layers(config: StudyConfig, name: str) -> None:
                               f"(alignment.headline_layer: {layer}); add it or use layers: all")
 
 
-def _check_hub_sources(config: StudyConfig) -> None:
+def _hub_sources(config: StudyConfig) -> list[tuple[str, str]]:
+    """``(what, fix)`` for every data source the params take from the hub."""
+    out = []
     if config.xnli.source == "hub":
-        require_hub(f"XNLI ({config.xnli.hub_id})", fix="Set xnli.source: official or xtreme with xnli.path.")
+        out.append((f"XNLI ({config.xnli.hub_id})", "Set xnli.source: official or xtreme with xnli.path."))
     if config.mnli.source == "hub":
-        require_hub(f"MultiNLI ({config.mnli.hub_id})", fix="Set mnli.source: local with mnli.path.")
+        out.append((f"MultiNLI ({config.mnli.hub_id})", "Set mnli.source: local with mnli.path."))
     for task in config.intermediate_conditions:
         if config.task_data(task).source == "hub":
             spec = get_task(task)
-            require_hub(f"task {task!r} ({spec.hub_ids})", fix=hub_fix(spec))
+            out.append((f"task {task!r} ({spec.hub_ids})", hub_fix(spec)))
+    return out
+
+
+def _check_hub_sources(config: StudyConfig) -> None:
+    for what, fix in _hub_sources(config):
+        require_hub(what, fix=fix)
 
 
 def preflight(config: StudyConfig) -> None:
     """Every check that needs no training: files named in the params exist, the encoder resolves
     (folder, package, hub or cache), the headline layer exists, the device exists, and data
-    sources on the hub can be reached."""
+    sources on the hub can be reached. Raises the first problem."""
     _check_files(config)
     name = resolve_encoder_name(config)
     pick_device(config.device)
     _check_layers(config, name)
     _check_hub_sources(config)
+
+
+def check_all(config: StudyConfig) -> list[str]:
+    """The checks of :func:`preflight`, every one of them, for ``xnli-study check``: problems with
+    the params or data raise one ``ParamsError`` listing them all; what this machine lacks for the
+    run (the hub unreachable, the device absent) comes back as notes, so that a profile meant for
+    another machine still passes its structural checks here."""
+    errors: list[str] = []
+    notes: list[str] = []
+    hub: list[str] = []  # what must come from the hub, which is unreachable
+
+    def attempt(check, *args):
+        try:
+            return check(*args)
+        except HubUnavailableError:
+            hub.append(f"encoder {config.encoder.name!r}")
+        except ParamsError as err:
+            if str(err).startswith("device:"):
+                notes.append(f"needs another machine: {err}")
+            else:
+                errors.append(str(err))
+        except StudyError as err:
+            errors.append(str(err))
+        return None
+
+    attempt(_check_files, config)
+    name = attempt(resolve_encoder_name, config)
+    attempt(pick_device, config.device)
+    attempt(_check_layers, config, name or config.encoder.name)
+    if _hub_sources(config) and not hub_reachable():
+        hub += [what for what, _ in _hub_sources(config)]
+    if hub:
+        notes.insert(0, "the Hugging Face hub cannot be reached from here (offline?); the run downloads "
+                        + "; ".join(hub) + ". Run on a machine online, or give local files (source: local "
+                        "with path; encoder.name: a folder)")
+    if errors:
+        raise ParamsError(errors[0] if len(errors) == 1 else f"{len(errors)} errors:\n" + "\n".join(errors))
+    return notes

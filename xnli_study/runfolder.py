@@ -22,7 +22,8 @@ class Entry:
 
 #: the files at the top of a run folder
 PARAMS = Entry("params.yaml", "the resolved params (absolute paths)")
-MANIFEST = Entry("manifest.json", "versions, git commit, seeds, params fingerprint, stage status and timings")
+MANIFEST = Entry("manifest.json", "versions, git commit, seeds, params fingerprint, stage status and timings,\n"
+                                  "SHA-256 of every local data file, commit of every hub model and dataset")
 SUMMARY = Entry("summary.json", "headline numbers (accuracies in [0, 1], mean over seeds), their 95% intervals,\n"
                                 "comparisons with the baseline, alignment vs transfer")
 REPORT_HTML = Entry("report.html", "the report: executed notebooks stitched together, code hidden, figures embedded")
@@ -163,6 +164,16 @@ def shared_cache(output_dir: str | Path) -> Path:
     return Path(output_dir) / SHARED_CACHE.path.split("/")[0]
 
 
+#: the training throughput benchmarks/training_throughput.py measured here, for ``xnli-study plan``
+THROUGHPUT = Entry(".cache/throughput.json", "beside the run folders: training tokens/s measured by "
+                                             "benchmarks/training_throughput.py, by architecture")
+
+
+def throughput_file(output_dir: str | Path) -> Path:
+    """Where the throughput benchmark leaves its measurement for ``xnli-study plan``."""
+    return Path(output_dir) / THROUGHPUT.path
+
+
 def pretrained_cache(output_dir: str | Path, key: str) -> Path:
     """The folder of the pretrained tiny encoder with content key ``key``."""
     return Path(output_dir) / SHARED_CACHE.path.replace("<key>", key).rstrip("/")
@@ -197,6 +208,7 @@ def layout_markdown() -> str:
         out += lines(entry.path, entry.what)
     out += ["", "and in the output folder, beside the run folders:"]
     out += lines(SHARED_CACHE.path, SHARED_CACHE.what.split(": ", 1)[1])
+    out += lines(THROUGHPUT.path, THROUGHPUT.what.split(": ", 1)[1])
     out.append("```")
     return "\n".join(out)
 

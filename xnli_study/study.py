@@ -25,8 +25,8 @@ from .errors import DataError
 from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
 from .languages import NLI_LABELS, encoder_label
 from .contrastive import layer_embedder, pair_retrieval
-from .models import (load_encoder, load_nli_start, load_task_model, load_tokenizer, pick_device, save_encoder,
-                     save_model)
+from .models import (load_encoder, load_nli_start, load_task_model, load_tokenizer, pick_device, remove_model,
+                     removed_note, save_encoder, save_model, weights_fingerprint)
 from .pretraining import prepare_pretrained
 from .qa import evaluate_spans
 from .runfolder import RunFolder
@@ -339,6 +339,12 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
 
 
 # ---- stage 4: alignment ----------------------------------------------------------------------
+def removable(stage: str, save_models: str) -> bool:
+    """Whether a checkpoint of ``stage`` is removed once its alignment is measured: ``all`` keeps
+    every model, ``encoders`` the intermediate encoders I_t, ``none`` neither (P is never removed)."""
+    return {"all": False, "encoders": stage == "final", "none": stage in ("intermediate", "final")}[save_models]
+
+
 def measure_alignment(run) -> dict[str, pd.DataFrame]:
     """Every alignment metric, layer by layer and language by language, for P, each I_t, each F_t."""
     config, run_dir = run.config, run.run_dir
@@ -361,6 +367,9 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
             n = next(iter(emb.values())).shape[1]
             keep = np.sort(np.random.default_rng(a.seed).permutation(n)[: a.language_id_sentences])
             lid.append(al.language_id_by_layer(emb, layers=layers, rows=keep, seed=a.seed).assign(**keys))
+        if removable(ck.stage, config.training.save_models) and removed_note(ck.path) is None:
+            remove_model(ck.path, save_models=config.training.save_models,
+                         weights=weights_fingerprint(load_encoder(ck.path)))
     table = pd.concat(frames + lid, ignore_index=True)
     cols = ["checkpoint", "stage", "condition", "seed", "layer", "lang", "metric", "value", "chance"]
     table = table[cols]

@@ -620,6 +620,55 @@ TASKS: dict[str, TaskSpec] = {
 }
 
 
+@dataclass(frozen=True)
+class TaskSize:
+    """How big a task's full training split is, for ``xnli-study plan``: examples, and tokens per
+    example (XLM-R subwords with special tokens, every choice of a multiple-choice example,
+    question and context of a QA example, both sides of an alignment pair), and where each
+    figure comes from. Token counts are estimates: English words x 1.5, the ratio of MultiNLI's
+    45 XLM-R tokens to its 29 words per pair (words counted on ../shared/data where it holds the
+    task, else the dataset paper's average lengths)."""
+
+    examples: int
+    tokens: int  # per example, all choices together
+    choices: int = 1  # sequences per example (multiple choice: one per choice)
+    source: str = ""
+
+
+_WORDS = "tokens = 1.5 x words"
+TASK_SIZES: dict[str, TaskSize] = {
+    "mnli": TaskSize(392_702, 45, source="MultiNLI paper, train; 45 tokens: STUDY.md section 9"),
+    "anli": TaskSize(162_865, 97, source="ANLI paper, R1-R3 train 16,946 + 45,460 + 100,459; 64.6 words "
+                                         f"per pair on shared/data anli/test.jsonl, {_WORDS}"),
+    "anli_plus": TaskSize(1_105_719, 45, source="ANLI 162,865 + MultiNLI 392,702 + SNLI 550,152 train; "
+                                                "tokens: the three weighted by size (97, 45, 25)"),
+    "xnli_mt": TaskSize(392_702 * 14, 55, source="XNLI-MT: MultiNLI train translated into 14 languages; "
+                                                 "55 tokens: XNLI's 27.5 English words per pair x 1.5, "
+                                                 "x 1.3 for the other languages"),
+    "parallel_align": TaskSize(392_702 * 2 * 14, 55, choices=2,
+                               source="XNLI-MT: premises and hypotheses of MultiNLI train with their "
+                                      "translations, both sides encoded (27.5 words per sentence pair)"),
+    "lexical_align": TaskSize(5_000 * 14, 8, choices=2, source="MUSE: about 5,000 training pairs per language"),
+    "qqp": TaskSize(363_846, 33, source="GLUE QQP train; 22 words per pair (GLUE paper), " + _WORDS),
+    "squad": TaskSize(87_599, 190, source="SQuAD v1.1 train; 116-word contexts and 10-word questions "
+                                          "(SQuAD paper), " + _WORDS),
+    "squad_v2": TaskSize(130_319, 190, source="SQuAD v2.0 train; lengths as SQuAD v1.1"),
+    "hellaswag": TaskSize(39_905, 4 * 90, choices=4, source="HellaSwag train; 40-word contexts and "
+                                                            "20-word endings (HellaSwag paper), " + _WORDS),
+    "commonsenseqa": TaskSize(9_741, 5 * 25, choices=5, source="CommonsenseQA train (random split); "
+                                                               "13-word questions, 1.5-word answers"),
+    "cosmosqa": TaskSize(25_262, 4 * 135, choices=4, source="Cosmos QA train; 70-word contexts, "
+                                                            "10-word questions and answers"),
+    "sst2": TaskSize(67_349, 30, source="GLUE SST-2 train; 19.5 words per sentence on shared/data "
+                                        "sst2/dev.tsv, " + _WORDS),
+    "pawsx": TaskSize(49_401, 65, source="PAWS-X English train; 42.6 words per pair on shared/data "
+                                         "pawsx/dev-en.tsv, " + _WORDS),
+}
+#: XNLI per language: dev 2,490 and test 5,010 items (XNLI paper); 42 tokens per English pair
+XNLI_ITEMS = {"dev": 2_490, "test": 5_010}
+XNLI_TOKENS = 55  # per pair, over the 15 languages (English 42)
+
+
 def get_task(name: str) -> TaskSpec:
     try:
         return TASKS[name]
