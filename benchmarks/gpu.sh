@@ -49,5 +49,5 @@ PY
 
 echo "== 3. the full study at the measured throughput"
 $PY -m xnli_study.cli plan --params params/full.yaml --tokens-per-second \
-  "$($PY -c "import json,sys; d=json.load(open('$SAVE/.cache/throughput.json')); print(d['12x768']['train_tokens_per_second'])")" \
+  "$($PY -c "import json,sys; d=json.load(open('$SAVE/.cache/throughput.json')); print(d['12x768:$DEVICE']['train_tokens_per_second'])")" \
   | grep -E "^(plan|encoder|throughput|total)"

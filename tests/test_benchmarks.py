@@ -25,7 +25,7 @@ def test_training_throughput_benchmark_prints_both_paths_and_saves_for_plan(tmp_
     assert re.match(r"^train speedup: \d+\.\d\dx, eval speedup: \d+\.\d\dx$", lines[-1])
     assert any(line.startswith("English XNLI dev accuracy after the same 64 pairs") for line in lines)
     saved = json.loads((tmp_path / ".cache" / "throughput.json").read_text())
-    assert saved["6x384"]["train_tokens_per_second"] > 0
+    assert saved["6x384:cpu"]["train_tokens_per_second"] > 0
 
 
 @pytest.mark.parametrize("script", ["gpu.sh", "gpu_wheels.sh"])

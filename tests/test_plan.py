@@ -35,9 +35,17 @@ def test_the_paper_scale_profiles_exist():
     assert quick.seeds == [0] and "test items only" in quick.limits
 
 
+def offline(monkeypatch):
+    """The hub unreachable, whatever the network of the machine running the test."""
+    from xnli_study import models, preflight
+
+    monkeypatch.setattr(preflight, "hub_reachable", lambda *a: False)
+    monkeypatch.setattr(models, "hub_reachable", lambda *a: False)
+
+
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
 def test_plan_and_check_accept_every_profile_offline(profile, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline(monkeypatch)
     assert main(["plan", "--params", str(profile)]) == 0
     out = capsys.readouterr().out
     assert "GPU-hours" in out and "peak GPU memory" in out and "left after the run" in out
@@ -88,7 +96,7 @@ def test_devices_divide_the_steps_and_memory_follows_the_batch():
     first = one["stage"] == "mnli + xnli"
     assert (eight.loc[first, "optimizer_steps"] * 8 - one.loc[first, "optimizer_steps"]).abs().max() <= 16
     bigger = config.model_copy(update={"training": config.training.model_copy(update={
-        "mnli": config.training.mnli.model_copy(update={"batch_size": 32})})})
+        "mnli": config.training.mnli.model_copy(update={"batch_size": 128})})})
     assert planning.make_plan(bigger).units.loc[first, "peak_memory_gb"].iloc[0] > \
         one.loc[first, "peak_memory_gb"].iloc[0] + 1
 
@@ -114,18 +122,46 @@ def test_plan_uses_the_benchmark_measurement_when_there_is_one(tmp_path):
     assert "H100" in default.throughput_source
     throughput_file(tmp_path).parent.mkdir()
     throughput_file(tmp_path).write_text(json.dumps(
-        {f"{arch.layers}x{arch.hidden}": {"train_tokens_per_second": 1234.0}}))
+        {planning.throughput_key(arch.layers, arch.hidden, "cuda"): {"train_tokens_per_second": 1234.0}}))
     measured = planning.make_plan(config)
     assert measured.tokens_per_second == 1234.0 and "measured" in measured.throughput_source
+    # a CPU profile does not take a GPU's rate
+    on_cpu = planning.make_plan(config.model_copy(update={"device": "cpu"}))
+    assert "H100" in on_cpu.throughput_source
 
 
 def test_check_lists_every_problem_at_once(tmp_path, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    offline(monkeypatch)
     config = parse_params({"profile": "p", "run_name": "r", "mnli": {"source": "local", "path": "missing.jsonl"},
+                           "xnli": {"source": "official", "path": "no-folder"},
+                           "conditions": ["none", "parallel_align"],
+                           "tasks": {"parallel_align": {"source": "local", "path": "no-mt-folder", "layer": 7}},
                            "alignment": {"headline_layer": 9}, "encoder": {"tiny": {"num_layers": 3}}},
                           base_dir=tmp_path)
     with pytest.raises(ParamsError) as err:
         check_all(config)
-    text = str(err.value)
-    assert text.startswith("2 errors:")
-    assert "mnli.path: file" in text and "alignment.headline_layer: 9 is outside 0..3" in text
+    lines = str(err.value).splitlines()
+    assert lines[0] == "5 errors:"
+    for culprit in ("xnli.path: folder", "mnli.path: file", "tasks.parallel_align.path: folder",
+                    "tasks.parallel_align.layer: 7 is outside 0..3",
+                    "alignment.headline_layer: 9 is outside 0..3"):
+        assert sum(culprit in line for line in lines[1:]) == 1, culprit
+
+
+def test_check_notes_what_the_machine_lacks_and_still_passes(tmp_path, monkeypatch):
+    offline(monkeypatch)
+    config = parse_params({"profile": "p", "run_name": "r", "device": "cuda", "xnli": {"source": "hub"},
+                           "encoder": {"name": "FacebookAI/xlm-roberta-base"}}, base_dir=tmp_path)
+    if __import__("torch").cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    notes = check_all(config)
+    assert len(notes) == 2
+    assert "cannot be reached" in notes[0] and "encoder 'FacebookAI/xlm-roberta-base'; XNLI (facebook/xnli)" in notes[0]
+    assert notes[1].startswith("needs another machine: device: 'cuda'")
+
+
+def test_alignment_tasks_refuse_gradient_accumulation():
+    with pytest.raises(ParamsError, match="draws its InfoNCE negatives from one batch"):
+        parse_params({"profile": "p", "run_name": "r", "conditions": ["none", "parallel_align"],
+                      "tasks": {"parallel_align": {"source": "sample"}},
+                      "training": {"intermediate": {"gradient_accumulation_steps": 2}}})

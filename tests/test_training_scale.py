@@ -3,6 +3,7 @@ failure, the tokenised-data cache, and params errors reported all at once."""
 
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -50,19 +51,20 @@ def test_fine_tune_spaces_evaluation_by_the_simulated_world_size(toy_model, tmp_
     one evaluation an epoch comes every 2 steps, not every 8."""
     tokenizer, path = toy_model
     seen = {}
-    arguments = sys.modules["transformers"].TrainingArguments  # the class fine_tune builds
-    post_init = arguments.__post_init__
+    transformers = sys.modules["transformers"]  # the module fine_tune imports the Trainer from
 
-    def spy(self):
-        post_init(self)
-        seen.update(eval_steps=self.eval_steps, accumulation=self.gradient_accumulation_steps)
+    class Spy(transformers.Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen.update(eval_steps=self.args.eval_steps, save_steps=self.args.save_steps,
+                        accumulation=self.args.gradient_accumulation_steps)
 
-    monkeypatch.setattr(arguments, "__post_init__", spy)
-    monkeypatch.setattr(training, "world_size", lambda: 4)
+    monkeypatch.setattr(transformers, "Trainer", Spy)
+    monkeypatch.setattr(training, "world_size", lambda *args: 4)
     model = models.load_classifier(path, num_labels=2, seed=0)
     training.fine_tune(model=model, tokenizer=tokenizer, train=toy_task(64, 0), settings=settings(epochs=0.25),
                        seed=0, eval_frame=toy_task(20, 1), select_best=True, work_dir=tmp_path, progress=False)
-    assert seen == {"eval_steps": 2, "accumulation": 1}
+    assert seen == {"eval_steps": 2, "save_steps": 2, "accumulation": 1}
 
 
 def test_selection_without_any_evaluation_fails_with_one_line(toy_model, tmp_path, monkeypatch):
@@ -158,3 +160,58 @@ def test_report_recipe_shows_the_effective_batch():
     assert table.loc["MNLI", "effective batch"] == 64
     assert table.loc["intermediate", "effective batch"] == 64  # 32 x 1 x 2
     assert table.loc["MNLI", "accumulation"] == 4
+
+
+def test_each_seed_selects_its_rows_from_one_encoding_of_the_task(toy_model, tmp_path, monkeypatch):
+    """The intermediate stage splits a task per seed; the task is tokenised once, and each seed's
+    rows come out as a fresh encoding of them would."""
+    tokenizer, _ = toy_model
+    calls = []
+    real = training.encode_for
+
+    def counting(fmt, tok, frame, *, max_length):
+        calls.append(len(frame))
+        return real(fmt, tok, frame, max_length=max_length)
+
+    monkeypatch.setattr(training, "encode_for", counting)
+    data = toy_task(100, 3)
+    for seed in (0, 1, 2):
+        held = data.sample(frac=0.1, random_state=seed)
+        train = data.drop(held.index)
+        got = training.encode_cached("single", tokenizer, train, max_length=32, cache_dir=tmp_path, within=data)
+        assert got.to_dict() == real("single", tokenizer, train, max_length=32).to_dict()
+    assert calls == [100]  # the whole task, once
+    # a subset whose text_b use differs from the whole frame's is encoded on its own
+    mixed = data.assign(text_b=["x" if i == 0 else "" for i in range(len(data))])
+    training.encode_cached("pair", tokenizer, mixed.iloc[1:], max_length=32, cache_dir=tmp_path, within=mixed)
+    assert calls[-1] == 99
+
+
+def test_predict_tokenises_an_evaluation_set_once(toy_model, monkeypatch):
+    from xnli_study import evaluation
+
+    tokenizer, path = toy_model
+    model = models.load_classifier(path, num_labels=3, seed=0)
+    frame = pd.DataFrame({"premise": [f"Anna did buy {n} books ." for n in range(5)],
+                          "hypothesis": ["Anna did not buy a car ."] * 5})
+    evaluation._ENCODED.clear()
+    calls = []
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __call__(self, *args, **kwargs):
+            calls.append(1)
+            return self.inner(*args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+    counted = Counting(tokenizer)
+    first = evaluation.predict(model, counted, frame, max_length=32)
+    second = evaluation.predict(model, counted, frame, max_length=32)
+    np.testing.assert_array_equal(first, second)
+    assert len(calls) == 1
+    evaluation.predict(model, counted, frame.iloc[::-1].reset_index(drop=True), max_length=32)
+    assert len(calls) == 2  # other rows (here, another order) are another set

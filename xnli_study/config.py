@@ -308,6 +308,16 @@ class StudyConfig(_Strict):
                                  + (", or source: sample" if spec.has_sample else ""))
         return self
 
+    @model_validator(mode="after")
+    def _alignment_negatives_from_one_batch(self) -> "StudyConfig":
+        aligning = [c for c in self.intermediate_conditions if TASKS[c].is_alignment]
+        if aligning and self.training.intermediate.gradient_accumulation_steps > 1:
+            raise ValueError(
+                f"training.intermediate.gradient_accumulation_steps: {aligning[0]} draws its InfoNCE "
+                "negatives from one batch, and accumulating batches adds none; set it to 1 and raise "
+                "training.intermediate.batch_size instead")
+        return self
+
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, value: list[int]) -> list[int]:

@@ -70,15 +70,16 @@ def encode_aligned_pairs(tokenizer, frame: pd.DataFrame, *, max_length: int):
 class PairCollator:
     """Pads each side of a batch of pairs on its own: ``{"a": {...}, "b": {...}, "group": (B,)}``."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
         self.tokenizer = tokenizer
+        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, features: list[dict]) -> dict:
         batch = {}
         for side in SIDES:
             suffix = f"_{side}"
             rows = [{k.removesuffix(suffix): v for k, v in f.items() if k.endswith(suffix)} for f in features]
-            batch[side] = dict(self.tokenizer.pad(rows, return_tensors="pt"))
+            batch[side] = dict(self.tokenizer.pad(rows, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of))
         batch["group"] = torch.tensor([f["group"] for f in features])
         return batch
 

@@ -12,6 +12,7 @@ import torch
 from tqdm import tqdm
 
 from .models import pick_device
+from .training import frame_key, tokenizer_key
 
 
 @torch.no_grad()
@@ -25,18 +26,35 @@ def predict(model, tokenizer, frame: pd.DataFrame, *, batch_size: int = 64, max_
     """
     dev = pick_device(device)
     model = model.to(dev).eval()
-    enc = tokenizer(frame["premise"].tolist(), frame["hypothesis"].tolist(), truncation=True,
-                    max_length=max_length)
+    enc = _encoded(tokenizer, frame, max_length)
     order = np.argsort([len(ids) for ids in enc["input_ids"]], kind="stable")
     out = np.zeros((len(frame), model.config.num_labels), dtype=np.float32)
     starts = range(0, len(order), batch_size)
     for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
         idx = order[start:start + batch_size]
-        batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc.keys()}, return_tensors="pt")
+        batch = tokenizer.pad({k: [enc[k][i] for i in idx] for k in enc.keys()}, return_tensors="pt",
+                              pad_to_multiple_of=8 if dev.type == "cuda" else None)
         with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             logits = model(**{k: v.to(dev) for k, v in batch.items()}).logits
         out[idx] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
     return out
+
+
+#: the last few encoded evaluation sets: a stage predicts the same XNLI split for every
+#: (condition, seed) and tokenises it once
+_ENCODED: dict[tuple, dict] = {}
+_ENCODED_KEEP = 4
+
+
+def _encoded(tokenizer, frame: pd.DataFrame, max_length: int) -> dict:
+    key = (tokenizer_key(tokenizer), frame_key(frame[["premise", "hypothesis"]]), max_length)
+    if key not in _ENCODED:
+        enc = tokenizer(frame["premise"].tolist(), frame["hypothesis"].tolist(), truncation=True,
+                        max_length=max_length)
+        while len(_ENCODED) >= _ENCODED_KEEP:
+            _ENCODED.pop(next(iter(_ENCODED)))
+        _ENCODED[key] = {k: enc[k] for k in enc.keys()}
+    return _ENCODED[key]
 
 
 def predictions_table(frame: pd.DataFrame, probs: np.ndarray, **keys) -> pd.DataFrame:

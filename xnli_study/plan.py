@@ -3,9 +3,9 @@
 One row per unit of work (stage, condition, seed): training examples, epochs, optimizer steps,
 tokens processed (padding included), FLOPs, time at a given throughput, and the peak GPU memory
 of the unit; then totals, GPU-hours and the disk the run fills. It never touches the hub or a
-GPU: parameter counts come from architecture configs written here (the hub's ``config.json``
-values of the known encoders) or from a local folder's ``config.json``, built on PyTorch's
-``meta`` device (no weights allocated).
+GPU: parameter counts come from the architecture configs in :mod:`xnli_study.architectures` (the
+hub's ``config.json`` values of the known encoders) or from a local folder's ``config.json``, built
+on PyTorch's ``meta`` device (no weights allocated).
 
 The cost model is STUDY.md section 9: training 6 x N x T FLOPs, inference 2 x N x T (N the
 parameters without embeddings, T the tokens processed), plus attention, 2 x layers x length x
@@ -32,6 +32,8 @@ from .training import schedule
 #: short names the benchmark accepts (``--random-init xlm-roberta-base``)
 SHORT_NAMES = {name.split("/")[1]: name for name in KNOWN_ARCHITECTURES}
 
+#: tokens per XNLI probe sentence (half a pair)
+ALIGNMENT_TOKENS = XNLI_TOKENS // 2
 #: dense bf16 peak of an H100 SXM (NVIDIA H100 datasheet), for the default throughput
 H100_BF16_PEAK = 989e12
 DEFAULT_MFU = 0.30
@@ -96,7 +98,7 @@ def architecture(config: StudyConfig) -> Architecture:
                          max_position_embeddings=t.max_position)
         return _count(cfg, name, "encoder.tiny settings")
     if name in KNOWN_ARCHITECTURES:
-        return _count(architecture_config(name), name, "config.json of the hub repository, written in xnli_study.plan")
+        return _count(architecture_config(name), name, "the hub repository's config.json, as written in xnli_study/architectures.py")
     if name.startswith("package:"):
         folder = package_model_folder(name)
     else:
@@ -204,8 +206,17 @@ def measured_throughput(config: StudyConfig, arch: Architecture) -> float | None
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    entry = data.get(f"{arch.layers}x{arch.hidden}")
-    return float(entry["train_tokens_per_second"]) if entry else None
+    devices = ("cuda", "cpu") if config.device == "auto" else (config.device,)
+    for device in devices:
+        entry = data.get(throughput_key(arch.layers, arch.hidden, device))
+        if entry:
+            return float(entry["train_tokens_per_second"])
+    return None
+
+
+def throughput_key(layers: int, hidden: int, device: str) -> str:
+    """How the benchmark files its measurement: by architecture size and device type."""
+    return f"{layers}x{hidden}:{device}"
 
 
 def make_plan(config: StudyConfig, *, tokens_per_second: float | None = None, world_size: int = 1) -> Plan:
@@ -247,7 +258,9 @@ def make_plan(config: StudyConfig, *, tokens_per_second: float | None = None, wo
         examples, where = _examples(config, cond)
         train_examples = examples - math.ceil(examples * 0.1)  # a tenth is held out to score the task
         per_example, sequences = _tokens_per_example(cond, inter.max_length, tiny=tiny)
-        held = (examples - train_examples) * per_example
+        # the held-out tenth: scored at every evaluation, or (alignment tasks) once after training and once for P
+        passes = 2 if spec.is_alignment else inter.evals_per_epoch * inter.epochs
+        held = (examples - train_examples) * per_example * passes
         for seed in config.seeds:
             unit("intermediate", cond, seed, train_examples, where, inter, per_example, sequences, held)
     mnli = config.training.mnli
@@ -258,23 +271,25 @@ def make_plan(config: StudyConfig, *, tokens_per_second: float | None = None, wo
     for cond in config.conditions:
         for seed in config.seeds:
             unit("mnli + xnli", cond, seed, examples, where, mnli, per_example, 1, evals + test)
-    units = pd.DataFrame(rows)
     # alignment: one forward pass per checkpoint, language and probe sentence gives every layer
-    checkpoints = 1 + len(config.seeds) * (len(config.intermediate_conditions) + len(config.conditions))
     sentences = config.alignment.max_sentences or (xnli_items[config.alignment.probe_split] * 4 // 3)
-    align_tokens = checkpoints * n_lang * sentences * min(XNLI_TOKENS // 2 if not tiny else 12,
-                                                          config.alignment.max_length)
-    units = pd.concat([units, pd.DataFrame([{
-        "stage": "alignment", "condition": "all", "seed": -1, "examples": checkpoints * n_lang * sentences,
-        "examples_from": f"{checkpoints} checkpoints x {n_lang} languages x {sentences} sentences",
-        "epochs": 0.0, "effective_batch": config.alignment.batch_size, "optimizer_steps": 0, "train_tokens": 0.0,
-        "inference_tokens": float(align_tokens),
-        "flops": align_tokens * _flops_per_token(arch, 24, training=False),
-        "seconds": align_tokens / (3 * tps),
-        "peak_memory_gb": (arch.total * 4 + activation_bytes(arch, batch=config.alignment.batch_size,
-                                                             length=config.alignment.max_length,
-                                                             bytes_per_value=4) / 10) / 1e9,
-    }])], ignore_index=True)
+    length = min(ALIGNMENT_TOKENS if not tiny else 12, config.alignment.max_length)
+    align_tokens = float(n_lang * sentences * length)
+    memory = (arch.total * 4 + activation_bytes(arch, batch=config.alignment.batch_size,
+                                                length=config.alignment.max_length, bytes_per_value=4) / 10) / 1e9
+    checkpoints = [("pretrained", "-", -1)] + [
+        (stage, cond, seed) for stage, conds in (("intermediate", config.intermediate_conditions),
+                                                 ("final", config.conditions))
+        for cond in conds for seed in config.seeds]
+    for stage, cond, seed in checkpoints:
+        rows.append({
+            "stage": f"alignment ({stage})", "condition": cond, "seed": seed, "examples": n_lang * sentences,
+            "examples_from": f"{n_lang} languages x {sentences} probe sentences", "epochs": 0.0,
+            "effective_batch": config.alignment.batch_size, "optimizer_steps": 0, "train_tokens": 0.0,
+            "inference_tokens": align_tokens, "flops": align_tokens * _flops_per_token(arch, length, training=False),
+            "seconds": align_tokens / (3 * tps), "peak_memory_gb": memory,
+        })
+    units = pd.DataFrame(rows)
     return Plan(units=units, arch=arch, tokens_per_second=tps, throughput_source=source,
                 disk=disk_plan(config, arch, units, sentences=sentences))
 
@@ -287,10 +302,13 @@ def disk_plan(config: StudyConfig, arch: Architecture, units: pd.DataFrame, *, s
     keep = config.training.save_models
     embeddings = ((1 + n_inter + n_final) * len(config.languages) * sentences * (arch.layers + 1)
                   * arch.hidden * 2)
-    # tokenised data: MNLI once for the run, each task once per seed (its held-out split differs);
-    # input ids, attention mask and token types as int64 (24 bytes a token)
-    distinct = pd.concat([units[units["stage"] == "mnli + xnli"].head(1), units[units["stage"] == "intermediate"]])
-    tokenized = float((distinct["train_tokens"] / distinct["epochs"] / PADDING_FACTOR).sum()) * 24
+    # tokenised data, once per run: MNLI, and each task whole (its seeds select their rows);
+    # Arrow columns of input ids (int32), attention mask and token types (int8): 6 bytes a token
+    inter = units[units["stage"] == "intermediate"].drop_duplicates("condition")
+    tokens = float((inter["train_tokens"] / inter["epochs"] / PADDING_FACTOR / 0.9).sum())
+    mnli = units[units["stage"] == "mnli + xnli"].head(1)
+    tokens += float((mnli["train_tokens"] / mnli["epochs"] / PADDING_FACTOR).sum())
+    tokenized = tokens * 6
     rows = [
         {"what": "intermediate encoders I_t", "count": n_inter, "peak_bytes": n_inter * encoder,
          "kept_bytes": n_inter * encoder if keep in ("all", "encoders") else 0},
@@ -365,5 +383,6 @@ def format_plan(plan: Plan, config: StudyConfig) -> str:
                      f"left after the run {_human(row.kept_bytes, 'B'):>8s}")
     lines.append(f"  {'total':44s}      peak {_human(float(disk['peak_bytes'].sum()), 'B'):>8s}   "
                  f"left after the run {_human(float(disk['kept_bytes'].sum()), 'B'):>8s}")
-    lines.append("  changed by: training.save_models, seeds, conditions, alignment.max_sentences, alignment.layers")
+    lines.append("  changed by: training.save_models, seeds, conditions, alignment.max_sentences (the vectors of "
+                 "every layer are kept), mnli.max_examples and tasks.<name>.max_examples (the tokenised data)")
     return "\n".join(lines)

@@ -28,36 +28,43 @@ def data_files(config: StudyConfig) -> list[tuple[str, str, str]]:
     return files
 
 
-def _check_files(config: StudyConfig) -> None:
+def _file_problems(config: StudyConfig) -> list[str]:
+    """One line for each local data file or folder the params name that does not exist."""
+    problems = []
     for key, value, kind in data_files(config):
         path = config.data_path(value)
         found = {"folder": path.is_dir(), "file": path.is_file(), "file or folder": path.exists()}[kind]
         if not found:
-            raise ParamsError(f"{key}: {kind} {str(path)!r} not found")
+            problems.append(f"{key}: {kind} {str(path)!r} not found")
+    return problems
 
 
-def _check_layers(config: StudyConfig, name: str) -> None:
-    for task in config.intermediate_conditions:
-        chosen = config.task_data(task).layer
-        if chosen is not None:
-            depth = encoder_depth(config, name)
-            if depth is not None and chosen > depth:
-                raise ParamsError(f"tasks.{task}.layer: {chosen} is outside 0..{depth} (the encoder has "
-                                  f"{depth} layers; 0 is the embedding output)")
-    layer, layers = config.alignment.headline_layer, config.alignment.layers
-    if layer == "auto" and layers == "all":
-        return
+def _layer_problems(config: StudyConfig, name: str) -> list[str]:
+    """One line for each layer the params name that the encoder does not have."""
+    problems = []
     depth = encoder_depth(config, name)
     if depth is None:
-        return
+        return problems
+    for task in config.intermediate_conditions:
+        chosen = config.task_data(task).layer
+        if chosen is not None and chosen > depth:
+            problems.append(f"tasks.{task}.layer: {chosen} is outside 0..{depth} (the encoder has "
+                            f"{depth} layers; 0 is the embedding output)")
+    layer, layers = config.alignment.headline_layer, config.alignment.layers
     if layer != "auto" and not 0 <= layer <= depth:
-        raise ParamsError(f"alignment.headline_layer: {layer} is outside 0..{depth} "
-                          f"(the encoder has {depth} layers; 0 is the embedding output)")
-    if layers != "all":
+        problems.append(f"alignment.headline_layer: {layer} is outside 0..{depth} "
+                        f"(the encoder has {depth} layers; 0 is the embedding output)")
+    elif layers != "all":
         resolved = headline_layer(layer, depth)
         if resolved not in layers:
-            raise ParamsError(f"alignment.layers: {layers} leaves out the headline layer {resolved} "
-                              f"(alignment.headline_layer: {layer}); add it or use layers: all")
+            problems.append(f"alignment.layers: {layers} leaves out the headline layer {resolved} "
+                            f"(alignment.headline_layer: {layer}); add it or use layers: all")
+    return problems
+
+
+def _raise_first(problems: list[str]) -> None:
+    if problems:
+        raise ParamsError(problems[0])
 
 
 def _hub_sources(config: StudyConfig) -> list[tuple[str, str]]:
@@ -83,10 +90,10 @@ def preflight(config: StudyConfig) -> None:
     """Every check that needs no training: files named in the params exist, the encoder resolves
     (folder, package, hub or cache), the headline layer exists, the device exists, and data
     sources on the hub can be reached. Raises the first problem."""
-    _check_files(config)
+    _raise_first(_file_problems(config))
     name = resolve_encoder_name(config)
     pick_device(config.device)
-    _check_layers(config, name)
+    _raise_first(_layer_problems(config, name))
     _check_hub_sources(config)
 
 
@@ -105,18 +112,18 @@ def check_all(config: StudyConfig) -> list[str]:
         except HubUnavailableError:
             hub.append(f"encoder {config.encoder.name!r}")
         except ParamsError as err:
-            if str(err).startswith("device:"):
-                notes.append(f"needs another machine: {err}")
+            if str(err).startswith("device:") or "is not installed" in str(err):
+                notes.append(f"needs another machine: {err}")  # this one lacks a GPU or a package
             else:
                 errors.append(str(err))
         except StudyError as err:
             errors.append(str(err))
         return None
 
-    attempt(_check_files, config)
+    errors += _file_problems(config)
     name = attempt(resolve_encoder_name, config)
     attempt(pick_device, config.device)
-    attempt(_check_layers, config, name or config.encoder.name)
+    errors += attempt(_layer_problems, config, name or config.encoder.name) or []
     if _hub_sources(config) and not hub_reachable():
         hub += [what for what, _ in _hub_sources(config)]
     if hub:

@@ -208,7 +208,7 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
                            eval_frame=held if len(held) and not spec.is_alignment else None,
                            select_best=False, work_dir=RunFolder(run_dir).scratch,
                            task_format=spec.format, contrastive=contrastive,
-                           cache_dir=RunFolder(run_dir).tokenized_cache)
+                           cache_dir=RunFolder(run_dir).tokenized_cache, within=data)
         seconds = round(time.perf_counter() - started, 2)
         out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
         run.output(out)

@@ -122,7 +122,10 @@ def tokenizer_key(tokenizer) -> str:
     h = hashlib.sha256(type(tokenizer).__name__.encode())
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
-        h.update(backend.to_str().encode())
+        rules = json.loads(backend.to_str())
+        for state in ("truncation", "padding"):  # left by the last call, not part of the tokenizer
+            rules.pop(state, None)
+        h.update(json.dumps(rules, sort_keys=True).encode())
     else:
         h.update(json.dumps(sorted(tokenizer.get_vocab().items())).encode())
     h.update(json.dumps(tokenizer.special_tokens_map, sort_keys=True, default=str).encode())
@@ -146,12 +149,20 @@ def frame_key(frame: pd.DataFrame) -> str:
 
 
 def encode_cached(fmt: str, tokenizer, frame: pd.DataFrame, *, max_length: int,
-                  cache_dir: str | Path | None = None):
+                  cache_dir: str | Path | None = None, within: pd.DataFrame | None = None):
     """:func:`encode_for`, read from ``cache_dir`` when the same tokenizer, data, format and
     max length were encoded before (saved Arrow files, one folder per key). Every unit of a run
-    that trains on MultiNLI tokenises it once; the others read it back."""
+    that trains on MultiNLI tokenises it once; the others read it back.
+
+    ``within``: a frame that ``frame`` is a subset of (by index), such as a task's whole data when
+    ``frame`` is one seed's training rows. The whole frame is encoded (once per run) and the rows
+    selected from it, so each seed's split costs no tokenising. Extractive QA, whose rows become
+    several windows, is encoded as given."""
     import datasets
 
+    if within is not None and _rows_encode_alike(fmt, frame, within):
+        whole = encode_cached(fmt, tokenizer, within, max_length=max_length, cache_dir=cache_dir)
+        return whole.select(within.index.get_indexer(frame.index).tolist())
     if cache_dir is None:
         return encode_for(fmt, tokenizer, frame, max_length=max_length)
     key = hashlib.sha256(f"{TOKENIZED_VERSION}|{fmt}|{max_length}|{tokenizer_key(tokenizer)}|{frame_key(frame)}"
@@ -165,15 +176,26 @@ def encode_cached(fmt: str, tokenizer, frame: pd.DataFrame, *, max_length: int,
     return datasets.load_from_disk(str(folder))
 
 
+def _rows_encode_alike(fmt: str, frame: pd.DataFrame, within: pd.DataFrame) -> bool:
+    """Whether ``frame``'s rows encode as they do inside ``within``: one example per row (not
+    extractive QA), every row of ``frame`` in ``within``, and the same use of ``text_b``
+    (:func:`encode_pairs` leaves it out when every row of a frame has it empty)."""
+    if fmt == "extractive_qa" or not frame.index.isin(within.index).all() or not within.index.is_unique:
+        return False
+    if "text_b" in frame and fmt not in ALIGNMENT_FORMATS and fmt != "multiple_choice":
+        return bool((frame["text_b"] != "").any()) == bool((within["text_b"] != "").any())
+    return True
+
+
 #: bump when the encoders' output changes for the same input, so old caches are not read
 TOKENIZED_VERSION = 1
 
 
 def _collator(fmt: str, tokenizer, *, pad_to_multiple_of: int | None = None):
     if fmt == "multiple_choice":
-        return ChoiceCollator(tokenizer)
+        return ChoiceCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     if fmt in ALIGNMENT_FORMATS:
-        return PairCollator(tokenizer)
+        return PairCollator(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
     from transformers import DataCollatorWithPadding
 
     return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=pad_to_multiple_of)
@@ -201,25 +223,30 @@ def schedule(n_examples: int, settings, *, world_size: int = 1) -> Schedule:
                     total_steps=total, eval_every=max(1, steps_per_epoch // settings.evals_per_epoch))
 
 
-def world_size() -> int:
-    """Processes taking part in training (1 unless launched by ``accelerate`` or ``torchrun``)."""
+def world_size(args=None) -> int:
+    """Processes taking part in training: the ``Trainer``'s own count (``args.world_size``, from
+    the distributed state that ``accelerate launch`` or ``torchrun`` set up), else the launcher's
+    ``WORLD_SIZE``; 1 in a plain process."""
     import os
 
+    if args is not None:
+        return max(1, int(args.world_size))
     return max(1, int(os.environ.get("WORLD_SIZE", "1")))
 
 
 class ChoiceCollator:
     """Pads every choice of every example in a batch to one length: ``(batch, choices, length)``."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, pad_to_multiple_of: int | None = None):
         self.tokenizer = tokenizer
+        self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, features: list[dict]) -> dict:
         labels = torch.tensor([f["labels"] for f in features])
         keys = [k for k in features[0] if k not in ("labels", "length")]
         k = len(features[0]["input_ids"])
         flat = [{key: f[key][j] for key in keys} for f in features for j in range(k)]
-        batch = self.tokenizer.pad(flat, return_tensors="pt")
+        batch = self.tokenizer.pad(flat, return_tensors="pt", pad_to_multiple_of=self.pad_to_multiple_of)
         batch = {key: value.view(len(features), k, -1) for key, value in batch.items()}
         batch["labels"] = labels
         return batch
@@ -269,7 +296,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
               select_best: bool = False, work_dir: str | Path | None = None,
               progress: bool = True, task_format: str = "pair",
               contrastive: tuple[int, float] | None = None,
-              cache_dir: str | Path | None = None) -> TrainResult:
+              cache_dir: str | Path | None = None, within: pd.DataFrame | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``train`` (a task frame of ``task_format``) with ``settings``.
 
     Alignment formats (``parallel``, ``lexicon``) train ``model`` (an encoder without a head) by
@@ -278,7 +305,8 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     ``eval_frame`` is scored ``settings.evals_per_epoch`` times per epoch (accuracy in [0, 1]);
     with ``select_best`` the model with the best eval accuracy is returned, else the last one.
     Checkpoints live in a temporary folder under ``work_dir`` that is removed afterwards.
-    With ``cache_dir`` the tokenised data is read from (or written to) that cache
+    With ``cache_dir`` the tokenised data is read from (or written to) that cache; ``within``, the
+    frame that ``train`` and ``eval_frame`` were split from, is then encoded whole, once
     (:func:`encode_cached`).
     """
     from transformers import Trainer, TrainingArguments
@@ -289,11 +317,10 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     torch.manual_seed(seed)
     freeze_lower_layers(model, settings.freeze_layers)
     dev = pick_device(device)
-    train_ds = encode_cached(task_format, tokenizer, train, max_length=settings.max_length, cache_dir=cache_dir)
+    train_ds = encode_cached(task_format, tokenizer, train, max_length=settings.max_length, cache_dir=cache_dir,
+                             within=within)
     eval_ds = (encode_cached(task_format, tokenizer, eval_frame, max_length=settings.max_length,
-                             cache_dir=cache_dir) if eval_frame is not None else None)
-    plan = schedule(len(train_ds), settings, world_size=world_size())
-    eval_every = plan.eval_every
+                             cache_dir=cache_dir, within=within) if eval_frame is not None else None)
     cuda = dev.type == "cuda"
     if work_dir is not None:
         Path(work_dir).mkdir(parents=True, exist_ok=True)
@@ -314,15 +341,15 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         train_sampling_strategy="random" if aligning else "group_by_length",
         remove_unused_columns=not aligning,
         eval_strategy=strategy,
-        eval_steps=eval_every,
+        eval_steps=1,  # set below, once the processes are counted
         save_strategy=strategy if select_best else "no",
-        save_steps=eval_every,
+        save_steps=1,
         save_total_limit=1,
         save_only_model=True,
         load_best_model_at_end=select_best and eval_ds is not None,
         metric_for_best_model="accuracy",
         greater_is_better=True,
-        logging_steps=max(1, min(eval_every, 10)),
+        logging_steps=1,
         report_to="none",
         disable_tqdm=not progress,
         use_cpu=dev.type == "cpu",
@@ -332,6 +359,11 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         torch_compile=settings.compile,
         dataloader_num_workers=0,
     )
+    # steps and evaluation intervals in optimizer steps over every process taking part
+    plan = schedule(len(train_ds), settings, world_size=world_size(args))
+    eval_every = plan.eval_every
+    args.eval_steps = args.save_steps = eval_every
+    args.logging_steps = max(1, min(eval_every, 10))
     try:
         with quiet_transformers():
             trainer_class, extra = Trainer, {}
