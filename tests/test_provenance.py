@@ -29,8 +29,8 @@ def test_local_files_are_hashed_file_by_file(tmp_path):
 def _snapshot(cache, kind, repo, commit, ref=None):
     folder = cache / f"{kind}s--{repo.replace('/', '--')}"
     (folder / "snapshots" / commit).mkdir(parents=True, exist_ok=True)
-    if ref:
-        (folder / "refs").mkdir(exist_ok=True)
+    if ref:  # the hub cache keeps a ref named a/b/c at refs/a/b/c
+        (folder / "refs" / ref).parent.mkdir(parents=True, exist_ok=True)
         (folder / "refs" / ref).write_text(commit)
     return folder / "snapshots" / commit
 
@@ -54,6 +54,20 @@ def test_hub_commits_come_from_the_local_cache(tmp_path):
     squad = [repo for repo in found if repo not in ("FacebookAI/xlm-roberta-base", "nyu-mll/multi_nli",
                                                     "facebook/xnli")]
     assert squad and all(found[r]["type"] == "dataset" for r in squad)
+
+
+def test_a_revision_asked_for_is_that_revision_or_none(tmp_path):
+    cache = tmp_path / "hub"
+    _snapshot(cache, "dataset", "Rowan/hellaswag", "3" * 40, ref="main")
+    assert provenance.cached_revision("dataset", "Rowan/hellaswag", cache_dir=cache) == "3" * 40
+    assert provenance.cached_revision("dataset", "Rowan/hellaswag", "refs/convert/parquet", cache_dir=cache) is None
+    _snapshot(cache, "dataset", "Rowan/hellaswag", "4" * 40, ref="refs/convert/parquet")
+    assert provenance.cached_revision("dataset", "Rowan/hellaswag", "refs/convert/parquet", cache_dir=cache) == "4" * 40
+    config = parse_params({"profile": "p", "run_name": "r", "conditions": ["none", "hellaswag"],
+                           "tasks": {"hellaswag": {"source": "hub"}}}, base_dir=tmp_path)
+    assert provenance.hub_revisions(config, cache_dir=cache) == {
+        "Rowan/hellaswag@refs/convert/parquet": {"type": "dataset", "requested": "refs/convert/parquet",
+                                                 "commit": "4" * 40}}
 
 
 def test_offline_profiles_read_no_hub_repository(tmp_path):

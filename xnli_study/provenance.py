@@ -70,8 +70,9 @@ def hub_repos(config: StudyConfig) -> list[tuple[str, str, str | None]]:
 def cached_revision(repo_type: str, repo_id: str, revision: str | None = None, *,
                     cache_dir: str | Path | None = None) -> str | None:
     """The commit of ``repo_id`` in the local hub cache: the snapshot that ``revision`` (default
-    ``main``) points at, a snapshot named by that commit, else the newest snapshot; None when
-    the repository is not cached."""
+    ``main``) points at, or a snapshot named by that commit; with no revision asked for and no
+    ``main`` ref (``datasets`` downloads at a resolved commit and writes none), the newest
+    snapshot. None when the repository, or the revision asked for, is not cached."""
     from huggingface_hub import constants
 
     folder = Path(cache_dir or constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}"
@@ -81,8 +82,8 @@ def cached_revision(repo_type: str, repo_id: str, revision: str | None = None, *
     if ref.is_file():
         return ref.read_text().strip()
     snapshots = folder / "snapshots"
-    if revision and (snapshots / revision).is_dir():
-        return revision
+    if revision:
+        return revision if (snapshots / revision).is_dir() else None
     found = sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
     return found[-1].name if found else None
 
@@ -93,6 +94,6 @@ def hub_revisions(config: StudyConfig, *, cache_dir: str | Path | None = None) -
     out = {}
     for repo_type, repo_id, revision in hub_repos(config):
         commit = cached_revision(repo_type, repo_id, revision, cache_dir=cache_dir)
-        out[repo_id] = {"type": repo_type, "requested": revision or "main",
-                        "commit": commit or "not downloaded yet"}
+        key = repo_id if revision is None else f"{repo_id}@{revision}"
+        out[key] = {"type": repo_type, "requested": revision or "main", "commit": commit or "not downloaded yet"}
     return out
