@@ -24,7 +24,7 @@ from .stages import STAGES
 def _cmd_run(args: argparse.Namespace) -> int:
     _warn(load_params(args.params))
     run_dir = run_study(args.params, stages=args.stages, out=args.out, force=args.force,
-                        progress=not args.quiet)
+                        progress=not args.quiet, rebuild_caches=args.rebuild_caches)
     print(f"done: {run_dir}")
     report = RunFolder(run_dir).report_html
     if report.exists():
@@ -88,7 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"run only these stages, in study order ({', '.join(s.name for s in STAGES)})")
     run.add_argument("--out", help="run folder (default: output_dir/run_name from the params)")
     run.add_argument("--force", action="store_true",
-                     help="run stages again even when they are complete for these params")
+                     help="run stages again even when they are complete for these params (the caches, "
+                          "keyed by their content, are reused)")
+    run.add_argument("--rebuild-caches", action="store_true",
+                     help="delete this run's caches (pretrained tiny P, sample, tokenised data, sentence "
+                          "vectors) and run every stage again")
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
     run.set_defaults(func=_cmd_run)
 

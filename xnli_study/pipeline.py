@@ -9,6 +9,7 @@ own record: ``report.html`` counts as done only once it exists.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from .config import load_params
 from .environment import NOTEBOOKS_DIR, ensure_kernel, manifest_base
 from .errors import StudyError
 from .files import atomic_path, read_json, write_json, write_text
+from .models import tiny_folder
 from .preflight import preflight
 from .provenance import hash_tree, hub_revisions, local_data
 from .render import build_report
@@ -95,12 +97,30 @@ def _execute(stage: Stage, *, notebooks: Path, folder: RunFolder, kernel: str, p
         raise StageFailed(stage.name, executed, error)
 
 
+def clear_caches(config) -> list[Path]:
+    """Delete the caches this run's params read (``--rebuild-caches``): the run folder's embedding
+    and tokenised-data caches and its synthetic sample, and the pretrained tiny P of these settings
+    in the shared cache (other settings' P stay). Returns what was removed."""
+    folder = RunFolder(config.run_dir)
+    targets = [folder.embeddings_cache, folder.tokenized_cache, folder.sample]
+    if config.encoder.name == "tiny":
+        targets.append(tiny_folder(config))
+    removed = []
+    for path in targets:
+        if path.exists():
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
 def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: str | Path | None = None,
-              force: bool = False, notebooks_dir: str | Path | None = None,
+              force: bool = False, notebooks_dir: str | Path | None = None, rebuild_caches: bool = False,
               progress: bool = True) -> Path:
     """Run the stages in order; return the run folder.
 
-    Stages already complete for the same params are skipped unless ``force``; once a stage runs,
+    Stages already complete for the same params are skipped unless ``force`` (which still reuses
+    the content-keyed caches: their keys prove them current) or ``rebuild_caches`` (which first
+    deletes this run's caches, then runs every stage); once a stage runs,
     every later selected stage runs too. On failure raises ``StageFailed`` naming the stage and
     the executed notebook that shows the error.
     """
@@ -119,6 +139,10 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             f"{' '.join(s.name for s in STAGES if s.name in set(missing) | set(selected))}")
     notebooks = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     kernel = ensure_kernel()
+    if rebuild_caches:
+        for path in clear_caches(config):
+            log.info("cache removed: %s", path)
+        force = True
     folder.root.mkdir(parents=True, exist_ok=True)
     write_text(folder.params, config.to_yaml())
     manifest = manifest_base(config)

@@ -171,8 +171,14 @@ def encode_cached(fmt: str, tokenizer, frame: pd.DataFrame, *, max_length: int,
     if (folder / "dataset_info.json").is_file():
         return datasets.load_from_disk(str(folder))
     encoded = encode_for(fmt, tokenizer, frame, max_length=max_length)
-    with atomic_dir(folder) as tmp:  # whole or absent
-        encoded.save_to_disk(str(tmp))
+    quiet = datasets.utils.are_progress_bars_disabled()
+    datasets.utils.disable_progress_bars()  # no "Saving the dataset" bar per unit
+    try:
+        with atomic_dir(folder) as tmp:  # whole or absent
+            encoded.save_to_disk(str(tmp))
+    finally:
+        if not quiet:
+            datasets.utils.enable_progress_bars()
     return datasets.load_from_disk(str(folder))
 
 
