@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -8,6 +9,8 @@ from pathlib import Path
 from xnli_study.config import load_params, parse_params
 from xnli_study.errors import ParamsError
 from xnli_study.languages import XNLI_LANGUAGES
+
+from conftest import write_params
 
 
 def smoke_dict(path):
@@ -168,3 +171,68 @@ def test_every_profile_and_its_resolved_copy_fingerprint_alike(tmp_path, root, p
     again = load_params(resolved)
     for stage in STAGES:
         assert again.fingerprint(stage.reads) == config.fingerprint(stage.reads), stage.name
+
+
+# ---- inputs that used to pass the checks and fail later, or end in a traceback ---------------------
+def _model_folder(folder, tiny, files):
+    tokenizer, model = tiny
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    for name in list(folder.iterdir()):
+        if name.name.endswith(".safetensors"):
+            name.unlink()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize("files, allow, message", [
+    ({}, False, "holds no weights"),
+    ({"pytorch_model.bin": "not read"}, False, "only as pickle files (pytorch_model.bin)"),
+    ({"pytorch_model.bin": "not read"}, True, None),
+])
+def test_model_folders_need_safetensors_weights(tmp_path, tiny, files, allow, message):
+    from xnli_study.cli import main
+
+    folder = _model_folder(tmp_path / "enc", tiny, files)
+    params = write_params(tmp_path, f"profile: p\nrun_name: r\nencoder: {{name: ./enc, allow_pickle: {str(allow).lower()}}}\n")
+    if message is None:
+        assert main(["check", "--params", str(params)]) == 0  # trusted: allowed, and still not opened here
+        return
+    with pytest.raises(ParamsError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_params_and_check(params)
+    assert main(["run", "--params", str(params)]) == 2
+    assert not (tmp_path / ".." / "outputs").exists() or not any((tmp_path / "outputs").glob("r/stages/*.json"))
+
+
+def test_custom_model_code_is_refused_before_anything_loads(tmp_path, tiny):
+    folder = _model_folder(tmp_path / "enc", tiny, {})
+    tiny[1].save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    params = write_params(tmp_path, "profile: p\nrun_name: r\nencoder: {name: ./enc}\n")
+    with pytest.raises(ParamsError, match="needs custom model code .auto_map"):
+        load_params_and_check(params)
+
+
+def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    from xnli_study.cli import main
+
+    (tmp_path / "taken").write_text("a file")
+    params = write_params(tmp_path, "profile: p\nrun_name: r\noutput_dir: taken\nmnli: {max_examples: null}\n")
+    assert main(["check", "--params", str(params)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "output_dir:" in err[0] and "is a file" in err[0]
+
+
+def test_xtreme_test_without_labels_is_caught_before_any_stage(tmp_path):
+    with pytest.raises(ParamsError, match="XTREME's test files carry no labels.*xnli.labels_from"):
+        parse_params({"profile": "p", "run_name": "r", "xnli": {"source": "xtreme", "path": "x", "eval_split": "test"}})
+    parse_params({"profile": "p", "run_name": "r", "xnli": {"source": "xtreme", "path": "x", "eval_split": "dev"}})
+
+
+def load_params_and_check(params):
+    from xnli_study.preflight import preflight
+
+    preflight(load_params(params))

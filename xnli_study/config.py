@@ -64,6 +64,9 @@ class EncoderConfig(_Strict):
 
     name: str = "tiny"
     revision: str | None = None
+    # a model folder whose weights are pickle files (pytorch_model.bin) is refused unless this is
+    # true: unpickling can run code; safetensors files cannot
+    allow_pickle: bool = False
     tiny: TinyEncoderConfig = TinyEncoderConfig()
 
 
@@ -90,6 +93,10 @@ class XnliConfig(_Strict):
         if self.source in ("official", "xtreme") and not self.path:
             what = "the unpacked XNLI-1.0 folder" if self.source == "official" else "the folder of {dev,test}-<lang>.tsv"
             raise ValueError(f"source '{self.source}' needs xnli.path: {what}")
+        if self.source == "xtreme" and self.eval_split == "test" and not self.labels_from:
+            raise ValueError("XTREME's test files carry no labels, so eval_split: test cannot be scored; set "
+                             "xnli.labels_from to a labelled row-parallel test file (with xnli.labels_lang), or "
+                             "xnli.eval_split: dev")
         return self
 
 

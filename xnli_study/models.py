@@ -130,6 +130,29 @@ def tiny_folder(config) -> Path:
     return pretrained_cache(config.cache_root, tiny_key(config))
 
 
+def check_model_folder(folder: Path, *, allow_pickle: bool = False) -> None:
+    """A local model folder must hold its weights as safetensors (pickle files only with
+    ``encoder.allow_pickle``) and no custom model code; raises ``ParamsError`` naming the fix.
+    Nothing in the folder is loaded or run."""
+    names = {p.name for p in folder.iterdir()}
+    safe = any(n.endswith(".safetensors") or n == "model.safetensors.index.json" for n in names)
+    pickled = [n for n in sorted(names) if n.endswith((".bin", ".pt", ".pth", ".ckpt")) or n == "pytorch_model.bin.index.json"]
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if "auto_map" in config:
+        raise ParamsError(f"encoder.name: {str(folder)!r} needs custom model code (auto_map in its config.json), "
+                          "which xnli-study never runs; use a model of a standard transformers architecture")
+    if safe:
+        return
+    if pickled and not allow_pickle:
+        raise ParamsError(f"encoder.name: {str(folder)!r} holds its weights only as pickle files "
+                          f"({', '.join(pickled)}), which can run code when loaded; convert them to safetensors "
+                          "(model.save_pretrained(folder) saves safetensors), or set encoder.allow_pickle: true "
+                          "if you trust the folder")
+    if not pickled:
+        raise ParamsError(f"encoder.name: {str(folder)!r} holds no weights (no *.safetensors file); it has "
+                          f"{', '.join(sorted(names))}")
+
+
 def resolve_encoder_name(config) -> str:
     """The name to pass to ``from_pretrained`` for P; checks folders and hub ids early.
 
@@ -140,7 +163,9 @@ def resolve_encoder_name(config) -> str:
     if name == "tiny":
         return str(tiny_folder(config))
     if name.startswith("package:"):
-        return str(package_model_folder(name))
+        folder = package_model_folder(name)
+        check_model_folder(folder, allow_pickle=config.encoder.allow_pickle)
+        return str(folder)
     candidate = config.path(name)
     if looks_like_path(name) or candidate.is_dir():
         if not candidate.is_dir():
@@ -149,6 +174,7 @@ def resolve_encoder_name(config) -> str:
         if not (candidate / "config.json").is_file():
             raise ParamsError(f"encoder.name: {str(candidate)!r} holds no config.json; it is not a "
                               "transformers model folder")
+        check_model_folder(candidate, allow_pickle=config.encoder.allow_pickle)
         return str(candidate)
     if name.count("/") != 1 and not name.replace("-", "").replace("_", "").isalnum():
         raise ParamsError(f"encoder.name: {name!r} is neither 'tiny', a folder, nor a hub id "

@@ -5,6 +5,8 @@ pydantic validators in :mod:`xnli_study.config`."""
 
 from __future__ import annotations
 
+import os
+
 from .alignment import headline_layer
 from .config import StudyConfig
 from .errors import HubUnavailableError, ParamsError, StudyError
@@ -29,8 +31,16 @@ def data_files(config: StudyConfig) -> list[tuple[str, str, str]]:
 
 
 def _file_problems(config: StudyConfig) -> list[str]:
-    """One line for each local data file or folder the params name that does not exist."""
+    """One line for each local data file or folder the params name that does not exist, and for
+    an output folder that cannot be one."""
     problems = []
+    out = config.path(config.output_dir)
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if out.exists() and not out.is_dir():
+        problems.append(f"output_dir: {str(out)!r} is a file, not a folder; name a folder for the run folders")
+    elif existing is not None and (not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK)):
+        problems.append(f"output_dir: {str(out)!r} cannot be written ({str(existing)!r} is "
+                        f"{'a file' if not existing.is_dir() else 'not writable'}); name a folder you can write")
     for key, value, kind in data_files(config):
         path = config.data_path(value)
         found = {"folder": path.is_dir(), "file": path.is_file(), "file or folder": path.exists()}[kind]
