@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: the stages that completed are kept (manifest.json says which); run the same "
+              "command again to go on", file=sys.stderr)
         return 130
 
 

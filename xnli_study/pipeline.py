@@ -8,8 +8,11 @@ own record: ``report.html`` counts as done only once it exists.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -97,6 +100,25 @@ def _execute(stage: Stage, *, notebooks: Path, folder: RunFolder, kernel: str, p
         raise StageFailed(stage.name, executed, error)
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """Within the block, SIGTERM (a scheduler ending the job) raises ``KeyboardInterrupt`` as
+    Ctrl-C does, so that the run records where it stopped; the previous handler comes back after.
+    Only in the main thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def clear_caches(config) -> list[Path]:
     """Delete the caches this run's params read (``--rebuild-caches``): the run folder's embedding
     and tokenised-data caches and its synthetic sample, and the pretrained tiny P of these settings
@@ -144,8 +166,9 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             log.info("cache removed: %s", path)
         force = True
     folder.root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(folder.scratch, ignore_errors=True)  # checkpoints a killed run left behind
     write_text(folder.params, config.to_yaml())
-    manifest = manifest_base(config)
+    manifest = manifest_base(config)  # a new run: no "interrupted" entry until this one is
     manifest["data_files"] = local_data(config)  # SHA-256 of every local data file the params name
     manifest["hub"] = hub_revisions(config)
     try:
@@ -173,12 +196,21 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
         started = time.perf_counter()
         error: StageFailed | None = None
         try:
-            _execute(stage, notebooks=notebooks, folder=folder, kernel=kernel, progress=progress)
+            with _sigterm_as_interrupt():
+                _execute(stage, notebooks=notebooks, folder=folder, kernel=kernel, progress=progress)
             if not stage_complete(folder.root, stage.name, config):
                 error = StageFailed(stage.name, folder.executed(stage.notebook) if stage.notebook else None,
                                     "it finished but did not record all its outputs")
         except StageFailed as err:
             error = err
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler: say so, and what is done
+            done = [name for name, e in manifest["stages"].items() if e.get("status") == "done"]
+            entry.update(status="interrupted", finished_at=now(), seconds=round(time.perf_counter() - started, 2))
+            manifest["interrupted"] = {"stage": stage.name, "at": now(), "stages_done": done}
+            write_json(folder.manifest, manifest)
+            log.warning("interrupted during stage %s; complete: %s. Run the same command again to go on.",
+                        stage.name, ", ".join(done) or "none")
+            raise
         entry.update(seconds=round(time.perf_counter() - started, 2), finished_at=now(),
                      status="failed" if error else "done")
         manifest["hub"] = hub_revisions(config)  # what the stage downloaded is cached now

@@ -1,0 +1,40 @@
+"""An interrupted run (Ctrl-C, or SIGTERM from a scheduler) says so in its manifest, with what was
+complete, and a new run starts from a clean scratch folder."""
+
+import json
+import os
+import signal
+
+import pytest
+
+from xnli_study import pipeline
+from xnli_study.cli import main
+from xnli_study.runfolder import RunFolder
+
+
+@pytest.fixture
+def params(tmp_path, smoke_yaml):
+    text = smoke_yaml.read_text().replace("output_dir: ../outputs", f"output_dir: {tmp_path / 'outputs'}")
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_run_records_where_it_stopped(params, tmp_path, monkeypatch, capsys, how):
+    def stop(stage, **kwargs):
+        if how == "sigterm":
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    folder = RunFolder(tmp_path / "outputs" / "smoke")
+    (folder.scratch / "checkpoints-x").mkdir(parents=True)  # left by a killed run
+    monkeypatch.setattr(pipeline, "_execute", stop)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert main(["run", "--params", str(params), "--quiet"]) == 130
+    assert signal.getsignal(signal.SIGTERM) == previous  # the handler is put back
+    manifest = json.loads(folder.manifest.read_text())
+    assert manifest["stages"]["data"]["status"] == "interrupted"
+    assert manifest["interrupted"]["stage"] == "data" and manifest["interrupted"]["stages_done"] == []
+    assert not folder.scratch.exists()
+    assert "interrupted" in capsys.readouterr().err
