@@ -44,7 +44,7 @@ from xnli_study.data import read_nli_jsonl  # noqa: E402
 from xnli_study.evaluation import predict  # noqa: E402
 from xnli_study.models import (build_tiny_tokenizer, load_classifier, load_tokenizer,  # noqa: E402
                                package_model_folder, pick_device)
-from xnli_study.plan import SHORT_NAMES, _count, _flops_per_token, architecture_config, throughput_key  # noqa: E402
+from xnli_study.plan import SHORT_NAMES, count_parameters, flops_per_token, architecture_config, throughput_key  # noqa: E402
 from xnli_study.runfolder import throughput_file  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -189,7 +189,7 @@ def main() -> None:
 
         config = architecture_config(args.random_init)
         config.num_labels = 3
-        arch = _count(architecture_config(args.random_init), args.random_init, "")
+        arch = count_parameters(architecture_config(args.random_init), args.random_init, "")
 
         def fresh():
             torch.manual_seed(0)
@@ -207,7 +207,7 @@ def main() -> None:
 
         folder = str(package_model_folder(PACKAGE_MODEL))
         tokenizer = load_tokenizer(folder)
-        arch = _count(AutoConfig.from_pretrained(folder), "all-MiniLM-L6-v2", "")
+        arch = count_parameters(AutoConfig.from_pretrained(folder), "all-MiniLM-L6-v2", "")
 
         def fresh():
             return load_classifier(folder, num_labels=3, seed=0)
@@ -264,7 +264,7 @@ def main() -> None:
     processed = total / seconds
     if device.type == "cuda":
         peak = gpu_peak(device_name)
-        achieved = processed * _flops_per_token(arch, total / n, training=True)
+        achieved = processed * flops_per_token(arch, total / n, training=True)
         print(f"\nMFU (training, project path): {achieved / 1e12:.1f} TFLOP/s"
               + (f" of {peak / 1e12:.0f} dense bf16 = {achieved / peak:.1%}" if peak else
                  f" (no peak known for {device_name})"))

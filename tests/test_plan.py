@@ -58,12 +58,12 @@ def test_plan_and_check_accept_every_profile_offline(profile, capsys, monkeypatc
 
 
 def test_parameter_counts_of_the_known_encoders():
-    xlmr = planning._count(planning.architecture_config("xlm-roberta-base"), "x", "")
+    xlmr = planning.count_parameters(planning.architecture_config("xlm-roberta-base"), "x", "")
     assert 277e6 < xlmr.total < 280e6  # 278M (the hub's model card)
     assert 85e6 < xlmr.non_embedding < 86.5e6  # STUDY.md section 9: 85M without embeddings
-    mbert = planning._count(planning.architecture_config("bert-base-multilingual-cased"), "m", "")
+    mbert = planning.count_parameters(planning.architecture_config("bert-base-multilingual-cased"), "m", "")
     assert 177e6 < mbert.total < 179e6
-    large = planning._count(planning.architecture_config("xlm-roberta-large"), "l", "")
+    large = planning.count_parameters(planning.architecture_config("xlm-roberta-large"), "l", "")
     assert 559e6 < large.total < 562e6 and large.layers == 24
 
 

@@ -214,7 +214,7 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
         entry.update(seconds=round(time.perf_counter() - started, 2), finished_at=now(),
                      status="failed" if error else "done")
         manifest["hub"] = hub_revisions(config)  # what the stage downloaded is cached now
-        if folder.sample.is_dir():
+        if folder.sample.is_dir() and "sample" not in manifest["data_files"]:  # written once, by the data stage
             manifest["data_files"]["sample"] = {"path": str(folder.sample), "sha256": hash_tree(folder.sample)}
         if error:
             entry["error"] = str(error).split("\n")[0]

@@ -70,7 +70,7 @@ def architecture_config(name: str):
     return AutoConfig.for_model(values.pop("model_type"), **values)
 
 
-def _count(config, name: str, source: str) -> Architecture:
+def count_parameters(config, name: str, source: str) -> Architecture:
     import torch
     from transformers import AutoModel
 
@@ -96,15 +96,15 @@ def architecture(config: StudyConfig) -> Architecture:
         cfg = BertConfig(vocab_size=t.vocab_size, hidden_size=t.hidden_size, num_hidden_layers=t.num_layers,
                          num_attention_heads=t.num_heads, intermediate_size=t.intermediate_size,
                          max_position_embeddings=t.max_position)
-        return _count(cfg, name, "encoder.tiny settings")
+        return count_parameters(cfg, name, "encoder.tiny settings")
     if name in KNOWN_ARCHITECTURES:
-        return _count(architecture_config(name), name, "the hub repository's config.json, as written in xnli_study/architectures.py")
+        return count_parameters(architecture_config(name), name, "the hub repository's config.json, as written in xnli_study/architectures.py")
     if name.startswith("package:"):
         folder = package_model_folder(name)
     else:
         folder = config.path(name)
     if (folder / "config.json").is_file():
-        return _count(AutoConfig.from_pretrained(str(folder)), name, f"{folder}/config.json")
+        return count_parameters(AutoConfig.from_pretrained(str(folder)), name, f"{folder}/config.json")
     if looks_like_path(name):
         raise ParamsError(f"encoder.name: {str(folder)!r} holds no config.json; plan needs the model's config")
     raise ParamsError(f"encoder.name: {name!r} is not one of the encoders plan knows offline "
@@ -125,14 +125,8 @@ def _rows_in(path: Path) -> int:
 
 def _examples(config: StudyConfig, name: str) -> tuple[int, str]:
     """Training examples of task ``name`` (``mnli`` for the MNLI stage) and where the number is from."""
-    if name == "mnli_stage":
-        settings, source, path = config.mnli, config.mnli.source, config.mnli.path
-        full_default = TASK_SIZES["mnli"].examples
-    else:
-        settings = config.task_data(name)
-        source, path = settings.source, settings.path
-        full_default = TASK_SIZES[name].examples
-    cap = settings.max_examples
+    settings = config.mnli if name == "mnli_stage" else config.task_data(name)
+    source, path, cap = settings.source, settings.path, settings.max_examples
     if source == "local" and path and config.data_path(path).exists():
         full, where = _rows_in(config.data_path(path)), "rows in the local file"
     elif source == "sample":
@@ -141,8 +135,9 @@ def _examples(config: StudyConfig, name: str) -> tuple[int, str]:
             name, sample.parallel_sentences * 2 * (len(config.languages) - 1))
         where = "the synthetic sample"
     else:
-        full, where = full_default, "registry size" + (" (hub)" if source == "hub" else "")
-    if name not in ("mnli_stage",) and name in ("xnli_mt", "parallel_align") and source == "hub":
+        full = TASK_SIZES["mnli" if name == "mnli_stage" else name].examples
+        where = "registry size" + (" (hub)" if source == "hub" else "")
+    if name in ("xnli_mt", "parallel_align") and source == "hub":  # the study's languages, of 14
         full = full * (len(config.languages) - 1) // 14
     return (min(cap, full) if cap else full), where
 
@@ -156,7 +151,7 @@ def _tokens_per_example(name: str, max_length: int, *, tiny: bool) -> tuple[floa
     return min(per_sequence, max_length) * size.choices, size.choices
 
 
-def _flops_per_token(arch: Architecture, length: float, *, training: bool) -> float:
+def flops_per_token(arch: Architecture, length: float, *, training: bool) -> float:
     attention = 2 * arch.layers * length * arch.hidden
     return (6 * arch.non_embedding + 3 * attention) if training else (2 * arch.non_embedding + attention)
 
@@ -195,7 +190,7 @@ class Plan:
 
 def default_throughput(arch: Architecture, *, length: float = 64) -> float:
     """Training tokens/s at ``DEFAULT_MFU`` of an H100's dense bf16 peak."""
-    return DEFAULT_MFU * H100_BF16_PEAK / _flops_per_token(arch, length, training=True)
+    return DEFAULT_MFU * H100_BF16_PEAK / flops_per_token(arch, length, training=True)
 
 
 def measured_throughput(config: StudyConfig, arch: Architecture) -> float | None:
@@ -241,8 +236,8 @@ def make_plan(config: StudyConfig, *, tokens_per_second: float | None = None, wo
         plan = schedule(examples, settings, world_size=world_size)
         seq_len = per_example / sequences
         train_tokens = examples * settings.epochs * per_example * PADDING_FACTOR
-        flops = train_tokens * _flops_per_token(arch, seq_len, training=True)
-        flops += extra_inference * _flops_per_token(arch, seq_len, training=False)
+        flops = train_tokens * flops_per_token(arch, seq_len, training=True)
+        flops += extra_inference * flops_per_token(arch, seq_len, training=False)
         inference_seconds = extra_inference / (3 * tps)
         rows.append({
             "stage": stage, "condition": condition, "seed": seed, "examples": examples, "examples_from": where,
@@ -286,7 +281,7 @@ def make_plan(config: StudyConfig, *, tokens_per_second: float | None = None, wo
             "stage": f"alignment ({stage})", "condition": cond, "seed": seed, "examples": n_lang * sentences,
             "examples_from": f"{n_lang} languages x {sentences} probe sentences", "epochs": 0.0,
             "effective_batch": config.alignment.batch_size, "optimizer_steps": 0, "train_tokens": 0.0,
-            "inference_tokens": align_tokens, "flops": align_tokens * _flops_per_token(arch, length, training=False),
+            "inference_tokens": align_tokens, "flops": align_tokens * flops_per_token(arch, length, training=False),
             "seconds": align_tokens / (3 * tps), "peak_memory_gb": memory,
         })
     units = pd.DataFrame(rows)

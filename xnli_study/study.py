@@ -304,6 +304,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
     settings = config.training.mnli
     predictions, logs, selection = [], [], []
     jobs = [(c, s) for c in config.conditions for s in config.seeds]
+    devices = world_size()
     for cond, seed in tqdm(jobs, desc="MNLI fine-tuning + XNLI"):
         encoder = None if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
         model = load_nli_start(p_name, encoder, seed=seed, label_names=NLI_LABELS,
@@ -321,7 +322,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         logs.append(result.log.assign(condition=cond, seed=seed))
         selection.append({"condition": cond, "seed": seed, "best_step": result.best_step,
                           "dev_en_accuracy": result.best_metric, "train_examples": len(mnli),
-                          "devices": world_size(), "effective_batch": settings.effective_batch(world_size()),
+                          "devices": devices, "effective_batch": settings.effective_batch(devices),
                           "seconds": round(time.perf_counter() - started, 2)})
     _remove_empty(RunFolder(run_dir).scratch)
     preds = pd.concat(predictions, ignore_index=True)

@@ -140,11 +140,11 @@ def tokenizer_key(tokenizer) -> str:
 def frame_key(frame: pd.DataFrame) -> str:
     """A short hash of a task frame's content (columns, values, row order)."""
     h = hashlib.sha256(",".join(map(str, frame.columns)).encode())
-    def plain(value):
+    def as_json(value):  # lists (choices) and arrays hash as their JSON text
         return json.dumps(value.tolist() if hasattr(value, "tolist") else value, default=str)
 
-    plain = frame.apply(lambda col: col.map(plain) if col.dtype == object else col)
-    h.update(pd.util.hash_pandas_object(plain, index=False).to_numpy().tobytes())
+    hashable = frame.apply(lambda col: col.map(as_json) if col.dtype == object else col)
+    h.update(pd.util.hash_pandas_object(hashable, index=False).to_numpy().tobytes())
     return h.hexdigest()[:16]
 
 
