@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from . import faults
 from .files import atomic_dir, write_json
 from .models import ensure_present, load_encoder, load_tokenizer, pick_device, removed_note, weights_fingerprint
 from .runfolder import EMBEDDINGS_META
@@ -439,6 +440,7 @@ def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_
                 emb = sentence_embeddings(model, tokenizer, texts, batch_size=batch_size,
                                           max_length=max_length, device=dev, progress=progress)
                 np.save(tmp / f"{lang}.npy", emb.astype(np.float16))
+                faults.reached("embeddings")  # a test kills the run here, with the cache half written
             write_json(tmp / EMBEDDINGS_META, {"checkpoint": str(checkpoint), "pooling": POOLING,
                                            "max_length": max_length, "languages": langs})
     return load_cached(folder, langs)

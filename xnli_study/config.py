@@ -25,7 +25,27 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 #: settings that never change a result (where the run lives, what it and its profile are called,
 #: prose): no fingerprint covers them
 NOT_FINGERPRINTED = ("output_dir", "cache_dir", "run_name", "profile", "description", "limits", "base_dir",
-                     "training.save_models")  # what stays on disk, not what is computed
+                     # what stays on disk, not what is computed; a resumed training equals an
+                     # uninterrupted one, so the checkpoint interval changes no result
+                     "training.save_models", "training.intermediate.checkpoint_every",
+                     "training.mnli.checkpoint_every")
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    """A nested mapping as one level of dotted names; lists and scalars are leaves."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def settings_hash(settings: dict) -> str:
+    """A short, stable hash of JSON-able settings."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class _Strict(BaseModel):
@@ -67,6 +87,9 @@ class EncoderConfig(_Strict):
     # a model folder whose weights are pickle files (pytorch_model.bin) is refused unless this is
     # true: unpickling can run code; safetensors files cannot
     allow_pickle: bool = False
+    # a model whose config needs its own Python code (auto_map) is refused unless this is true:
+    # that code runs on loading
+    trust_remote_code: bool = False
     tiny: TinyEncoderConfig = TinyEncoderConfig()
 
 
@@ -186,6 +209,17 @@ class StageTrainingConfig(_Strict):
     gradient_accumulation_steps: int = Field(1, ge=1)
     # torch.compile the model before training (CUDA; pays on long runs, costs a minute to compile)
     compile: bool = False
+    # a resumable checkpoint (weights, optimizer, scheduler, RNG) every N optimizer steps, "eval" at
+    # each evaluation interval, or "off"; a rerun after a crash resumes from the last one. The MNLI
+    # training saves at each evaluation for model selection, so it takes "eval" or "off" only.
+    checkpoint_every: Literal["eval", "off"] | int = "eval"
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _positive_interval(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"{value} is not a number of steps; give a positive number, 'eval' or 'off'")
+        return value
 
     def effective_batch(self, devices: int = 1) -> int:
         """Examples per optimizer step: batch x accumulation x devices."""
@@ -195,6 +229,15 @@ class StageTrainingConfig(_Strict):
 class TrainingConfig(_Strict):
     intermediate: StageTrainingConfig = StageTrainingConfig(epochs=3)
     mnli: StageTrainingConfig = StageTrainingConfig(epochs=2)
+
+    @model_validator(mode="after")
+    def _mnli_checkpoints_at_evaluations(self) -> "TrainingConfig":
+        if isinstance(self.mnli.checkpoint_every, int):
+            raise ValueError(
+                f"mnli.checkpoint_every: {self.mnli.checkpoint_every} steps; the MNLI training saves at each "
+                "evaluation (model selection keeps the best one), so use 'eval' (resumable) or 'off', and "
+                "set how often with training.mnli.evals_per_epoch")
+        return self
     # which trained models stay on disk once the alignment stage has measured them: all (every
     # intermediate encoder and final NLI model), encoders (the intermediate encoders; the final
     # models are removed), none (both removed). Changes no result, only the disk a run fills.
@@ -394,23 +437,26 @@ class StudyConfig(_Strict):
         """The data settings of task ``name`` (defaults when the params do not set them)."""
         return self.tasks.get(name, TaskDataConfig())
 
+    def settings(self, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """The settings that change results, flattened to dotted names
+        (``training.mnli.learning_rate``), never the output location.
+
+        ``keys`` limits them to some top-level fields or ``section.field`` paths (a stage's reads).
+        Records keep these, so that a rerun can say which setting changed.
+        """
+        flat = flatten(self._resolved_dump())
+        flat = {k: v for k, v in flat.items() if not any(k == n or k.startswith(n + ".") for n in NOT_FINGERPRINTED)}
+        if keys is not None:
+            flat = {k: v for k, v in flat.items() if any(k == n or k.startswith(n + ".") for n in keys)}
+        return flat
+
     def fingerprint(self, keys: tuple[str, ...] | None = None) -> str:
-        """A short hash of the settings that change results (never the output location).
+        """A short hash of :meth:`settings`: it changes when a setting that changes results does.
 
         ``keys`` limits it to some top-level fields or ``section.field`` paths, so that a stage's
         fingerprint changes only when a setting it reads changes.
         """
-        data = self._resolved_dump()
-        for key in NOT_FINGERPRINTED:
-            section, _, field = key.partition(".")
-            (data.get(section, {}) if field else data).pop(field or section, None)
-        if keys is not None:
-            picked = {}
-            for key in keys:
-                section, _, field = key.partition(".")
-                picked[key] = data[section][field] if field else data[section]
-            data = picked
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return settings_hash(self.settings(keys))
 
     def _resolved_dump(self) -> dict:
         """The params with every path made absolute (data paths through ``data_dir``), so that the

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .runfolder import RUN_FOLDER_VERSION
 from .config import StudyConfig
 from .files import write_text
 
@@ -81,6 +82,7 @@ def package_versions() -> dict[str, str]:
 def manifest_base(config: StudyConfig) -> dict:
     """The provenance part of a run's manifest (stages are added as they run)."""
     return {
+        "run_folder_version": RUN_FOLDER_VERSION,
         "profile": config.profile, "run_name": config.run_name, "fingerprint": config.fingerprint(),
         "seeds": config.seeds, "encoder": config.encoder.name, "conditions": config.conditions,
         "git_commit": git_commit(), "python": platform.python_version(),

@@ -21,14 +21,16 @@ import papermill as pm
 from .config import load_params
 from .environment import NOTEBOOKS_DIR, ensure_kernel, manifest_base
 from .errors import StudyError
-from .files import atomic_path, read_json, write_json, write_text
+from . import faults
+from .files import atomic_path, read_json, remove_partial, write_json, write_text
 from .models import tiny_folder
 from .preflight import preflight
 from .provenance import hash_tree, hub_revisions, local_data
 from .render import build_report
-from .runfolder import RunFolder
-from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, get_stage, now, stage_complete,
+from .runfolder import RUN_FOLDER_VERSION, RunFolder
+from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, get_stage, now, stage_complete, stage_status,
                      write_record)
+from .units import UNIT_STAGES, describe, stage_units, unit_status
 
 log = logging.getLogger("xnli_study")
 
@@ -135,6 +137,36 @@ def clear_caches(config) -> list[Path]:
     return removed
 
 
+def check_version(folder: RunFolder) -> None:
+    """Refuse a run folder written by another version of the tool: its records cannot be trusted."""
+    marks = [p for p in (folder.manifest, folder.record("data").parent) if p.exists()]
+    if not marks:
+        return
+    try:
+        version = read_json(folder.manifest).get("run_folder_version", 1)
+    except (OSError, ValueError, AttributeError):
+        version = 1
+    if version != RUN_FOLDER_VERSION:
+        raise StudyError(
+            f"run folder {folder.root} was written by another version of xnli-study (run folder version "
+            f"{version}; this one writes version {RUN_FOLDER_VERSION}), so its records cannot be trusted; "
+            "run into a new folder (--out, or another run_name) or delete that one")
+
+
+def say_units(folder: RunFolder, config, stage: str, *, force: bool) -> None:
+    """Log which units of ``stage`` run and why, and which are reused. With ``force`` their
+    records are deleted first, so every unit runs."""
+    units = stage_units(config, stage)
+    if force:
+        for unit in units:
+            folder.unit(stage, unit.name, "record").unlink(missing_ok=True)
+    todo, why = describe(folder.root, units, force=force)
+    reused = len(units) - len(todo)
+    log.info("  units: %d to run, %d complete and reused", len(todo), reused)
+    for line in why:
+        log.info("    %s", line)
+
+
 def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: str | Path | None = None,
               force: bool = False, notebooks_dir: str | Path | None = None, rebuild_caches: bool = False,
               progress: bool = True) -> Path:
@@ -159,6 +191,7 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             f"stage(s) {', '.join(selected)} need {', '.join(missing)}, not complete in {folder.root}; "
             f"run them too: xnli-study run --params {params_path}{out_arg} --stages "
             f"{' '.join(s.name for s in STAGES if s.name in set(missing) | set(selected))}")
+    check_version(folder)
     notebooks = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     kernel = ensure_kernel()
     if rebuild_caches:
@@ -166,7 +199,9 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             log.info("cache removed: %s", path)
         force = True
     folder.root.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(folder.scratch, ignore_errors=True)  # checkpoints a killed run left behind
+    shutil.rmtree(folder.scratch, ignore_errors=True)  # temporary checkpoints a killed run left behind
+    for path in remove_partial(folder.root):  # half-written files a killed run left behind
+        log.info("removed a half-written file a killed run left: %s", folder.relative(path))
     write_text(folder.params, config.to_yaml())
     manifest = manifest_base(config)  # a new run: no "interrupted" entry until this one is
     manifest["data_files"] = local_data(config)  # SHA-256 of every local data file the params name
@@ -175,18 +210,22 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
         manifest["stages"] = read_json(folder.manifest).get("stages", {})
     except (OSError, ValueError):
         pass
-    rerun_rest = force
+    rerun_rest: str | None = "--force" if force else None
     for stage in STAGES:
         if stage.name not in selected:
             continue
-        done = stage_complete(folder.root, stage.name, config)
-        if stage.notebook:
-            done = done and folder.executed(stage.notebook).exists()
-        if not rerun_rest and done:
+        why = stage_status(folder.root, stage.name, config)
+        if why is None and stage.notebook and not folder.executed(stage.notebook).exists():
+            why = f"output missing: {folder.relative(folder.executed(stage.notebook))}"
+        why = why or rerun_rest
+        if why is None:
             log.info("stage %s: complete, skipped (use --force to run it again)", stage.name)
             manifest["stages"].setdefault(stage.name, {})["status"] = "done"
             continue
-        rerun_rest = True
+        log.info("stage %s runs: %s", stage.name, why)
+        if stage.name in UNIT_STAGES:
+            say_units(folder, config, stage.name, force=force)
+        rerun_rest = rerun_rest or f"stage {stage.name} ran again"
         entry = {"status": "running", "started_at": now()}
         if stage.notebook:
             entry["notebook"] = folder.relative(folder.executed(stage.notebook))
@@ -205,11 +244,14 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             error = err
         except KeyboardInterrupt:  # Ctrl-C, or SIGTERM from a scheduler: say so, and what is done
             done = [name for name, e in manifest["stages"].items() if e.get("status") == "done"]
+            units = [u.name for u in stage_units(config, stage.name) if unit_status(folder.root, u) is None]
             entry.update(status="interrupted", finished_at=now(), seconds=round(time.perf_counter() - started, 2))
-            manifest["interrupted"] = {"stage": stage.name, "at": now(), "stages_done": done}
+            manifest["interrupted"] = {"stage": stage.name, "at": now(), "stages_done": done,
+                                       "units_done": units}
             write_json(folder.manifest, manifest)
-            log.warning("interrupted during stage %s; complete: %s. Run the same command again to go on.",
-                        stage.name, ", ".join(done) or "none")
+            log.warning("interrupted during stage %s; complete: stages %s%s. Run the same command again to go on.",
+                        stage.name, ", ".join(done) or "none",
+                        f"; units of {stage.name}: {', '.join(units) or 'none'}" if stage.name in UNIT_STAGES else "")
             raise
         entry.update(seconds=round(time.perf_counter() - started, 2), finished_at=now(),
                      status="failed" if error else "done")

@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+#: the layout and record format of a run folder; a folder written with another version is refused
+#: (its records cannot be trusted), and the manifest says which version wrote it. 1: stage records
+#: only; 2: unit records, mid-training checkpoints
+RUN_FOLDER_VERSION = 2
+
+
 @dataclass(frozen=True)
 class Entry:
     """One file or folder of a run: where it lives (relative to the run folder) and what it holds."""
@@ -31,6 +37,14 @@ REPORT_PNG = Entry("report.png", "a full-page screenshot of the report (written 
 NOTEBOOKS = Entry("notebooks/", "executed stage notebooks (01_data_inspection ... 05_report)")
 STAGES = Entry("stages/<stage>.json", "completion record: params fingerprint, upstream records, outputs (written last);\n"
                                       "render.json for report.html")
+UNITS = Entry("units/<stage>/<unit>/",
+              "one unit of work of a stage (a task and seed's training, one checkpoint's alignment):\n"
+              "record.json (its key, the settings it read, its outputs; written last), its own\n"
+              "tables, and while it trains, checkpoints/ to resume from (removed when it ends)")
+#: the files inside a unit's folder
+UNIT_FILES = {"record": "record.json", "log": "log.csv", "predictions": "predictions.parquet",
+              "metrics": "metrics.csv", "checkpoints": "checkpoints",
+              "checkpoint_key": "checkpoints/unit-key.txt"}
 FIGURES = Entry("figures/<name>.png", "every figure as PNG")
 INTERMEDIATE = Entry("models/<task>/seed<k>/intermediate/", "I_t: the encoder only (the task head is dropped)")
 FINAL = Entry("models/<condition>/seed<k>/final/", "F_t: encoder + NLI head, selected on English dev")
@@ -39,7 +53,8 @@ EMBEDDINGS = Entry("cache/embeddings/<key>/",
 TOKENIZED = Entry("cache/tokenized/<key>/",
                   "tokenised training data (Arrow); key = tokenizer + data + format + max length")
 SAMPLE = Entry("data/sample/", "the synthetic sample (profiles that use it)")
-SCRATCH = Entry(".tmp/", "training checkpoints while a stage runs (removed when it ends)")
+SCRATCH = Entry(".tmp/", "temporary training checkpoints while a stage runs, when checkpoint_every is off\n"
+                           "(removed when it ends, and at the next start)")
 
 #: tidy tables, by the key the stages save and read them under
 TABLES: dict[str, Entry] = {
@@ -114,6 +129,16 @@ class RunFolder:
     def record(self, stage: str) -> Path:
         """The completion record of ``stage`` (written last)."""
         return self._at(STAGES, stage=stage)
+
+    # ---- units ------------------------------------------------------------------------------
+    def unit(self, stage: str, unit: str, file: str | None = None) -> Path:
+        """The folder of one unit of ``stage``, or its ``file`` (a key of :data:`UNIT_FILES`)."""
+        folder = self._at(UNITS, stage=stage, unit=unit)
+        return folder / UNIT_FILES[file] if file else folder
+
+    def units(self, stage: str) -> Path:
+        """The folder holding every unit of ``stage``."""
+        return self._at(UNITS, stage=stage, unit="-").parent
 
     # ---- tables and figures -----------------------------------------------------------------
     def table(self, key: str) -> Path:
@@ -199,7 +224,7 @@ def layout_markdown() -> str:
         return out + [" " * width + more for more in rest]
 
     out = ["```"]
-    for entry in (PARAMS, MANIFEST, SUMMARY, REPORT_HTML, REPORT_PNG, NOTEBOOKS, STAGES):
+    for entry in (PARAMS, MANIFEST, SUMMARY, REPORT_HTML, REPORT_PNG, NOTEBOOKS, STAGES, UNITS):
         out += lines(entry.path, entry.what)
     out.append(f"{TABLES_DIR}/")
     for entry in TABLES.values():

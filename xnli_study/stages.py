@@ -86,14 +86,27 @@ def stage_fingerprint(config: StudyConfig, stage: str) -> str:
 
 def stage_complete(run_dir: str | Path, stage: str, config: StudyConfig) -> bool:
     """True when ``stage`` has a record for these params and upstream runs, with all outputs present."""
+    return stage_status(run_dir, stage, config) is None
+
+
+def stage_status(run_dir: str | Path, stage: str, config: StudyConfig) -> str | None:
+    """None when ``stage`` is complete for these params; else why it must run."""
     record = read_record(run_dir, stage)
-    if not record or record.get("fingerprint") != stage_fingerprint(config, stage):
-        return False
+    if not record:
+        return "not run yet"
+    if record.get("fingerprint") != stage_fingerprint(config, stage):
+        old, new = record.get("settings", {}), config.settings(STAGE_BY_NAME[stage].reads)
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        if not changed:
+            return "made by another version of the tool"
+        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
+        return f"{', '.join(changed[:3])}{more} changed"
     for need, finished in record.get("upstream", {}).items():
         upstream = read_record(run_dir, need)
         if not upstream or upstream.get("finished_at") != finished:
-            return False
-    return all((Path(run_dir) / rel).exists() for rel in record.get("outputs", []))
+            return f"stage {need} ran again"
+    missing = [rel for rel in record.get("outputs", []) if not (Path(run_dir) / rel).exists()]
+    return f"output missing: {missing[0]}" if missing else None
 
 
 def write_record(run_dir: str | Path, stage: str, config: StudyConfig, *, outputs: list[str],
@@ -104,7 +117,8 @@ def write_record(run_dir: str | Path, stage: str, config: StudyConfig, *, output
     if missing:
         raise StudyError(f"stage {stage}: outputs missing: {', '.join(missing)}")
     record = {
-        "stage": stage, "fingerprint": stage_fingerprint(config, stage), "finished_at": now(),
+        "stage": stage, "fingerprint": stage_fingerprint(config, stage),
+        "settings": config.settings(STAGE_BY_NAME[stage].reads), "finished_at": now(),
         "seconds": round(seconds, 2),
         "upstream": {n: (read_record(run_dir, n) or {}).get("finished_at") for n in STAGE_BY_NAME[stage].needs},
         "outputs": outputs, "summary": summary or {},

@@ -11,8 +11,8 @@ head, selected on English dev).
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,41 +29,17 @@ from .models import (load_encoder, load_nli_start, load_task_model, load_tokeniz
                      removed_note, save_encoder, save_model, weights_fingerprint)
 from .pretraining import prepare_pretrained
 from .qa import evaluate_spans
+from .files import read_table, write_table, write_text
 from .runfolder import RunFolder
 from .tasks import get_task, load_task
 from .training import fine_tune, world_size
+from .units import Unit, describe, read_unit, stage_units, write_unit
 
 log = logging.getLogger("xnli_study")
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """One encoder whose alignment is measured."""
-
-    stage: str  # "pretrained", "intermediate" or "final"
-    condition: str  # task name, "none", or "-" for P
-    seed: int | None
-    path: str
-
-    @property
-    def label(self) -> str:
-        return encoder_label(self.stage, self.condition, self.seed)
-
-
 def model_dir(run_dir: Path, condition: str, seed: int, kind: str) -> Path:
     return RunFolder(run_dir).model(condition, seed, kind)
-
-
-def checkpoints(config, run_dir: Path) -> list[Checkpoint]:
-    """P, every I_t and every F_t of the params, in the order the study reports them."""
-    out = [Checkpoint("pretrained", "-", None, prepare_pretrained(config))]
-    for cond in config.intermediate_conditions:
-        for seed in config.seeds:
-            out.append(Checkpoint("intermediate", cond, seed, str(model_dir(run_dir, cond, seed, "intermediate"))))
-    for cond in config.conditions:
-        for seed in config.seeds:
-            out.append(Checkpoint("final", cond, seed, str(model_dir(run_dir, cond, seed, "final"))))
-    return out
 
 
 # ---- stage 1: data -----------------------------------------------------------------------------
@@ -183,16 +159,68 @@ def heldout_split(data: pd.DataFrame, spec, seed: int) -> tuple[pd.DataFrame, pd
     return data.drop(held.index), held
 
 
+def pending_units(run) -> tuple[list[Unit], list[Unit]]:
+    """``(every unit of the stage, those to run)``; logs which run and why, and which are reused."""
+    units = stage_units(run.config, run.stage.name)
+    todo, why = describe(run.run_dir, units)
+    if todo:
+        log.info("stage %s: %d of %d units to run (%s)", run.stage.name, len(todo), len(units), "; ".join(why))
+    if len(todo) < len(units):
+        log.info("stage %s: %d units complete, reused", run.stage.name, len(units) - len(todo))
+    return units, todo
+
+
+def resume_folder(run_dir: Path, unit: Unit) -> Path:
+    """The folder of ``unit``'s mid-training checkpoints. Checkpoints left by a run of the same
+    unit key are kept (training resumes from the last); any others are deleted."""
+    folder = RunFolder(run_dir).unit(unit.stage, unit.name, "checkpoints")
+    key_file = RunFolder(run_dir).unit(unit.stage, unit.name, "checkpoint_key")
+    if folder.exists() and (not key_file.is_file() or key_file.read_text().strip() != unit.key):
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(key_file, unit.key)
+    return folder
+
+
+def finish_unit(run, unit: Unit, *, started: float, outputs: list[Path], tables: dict[str, pd.DataFrame],
+                data: dict) -> None:
+    """Write a unit's own tables, then its record (last), then drop its checkpoints."""
+    folder = RunFolder(run.run_dir)
+    paths = [write_table(folder.unit(unit.stage, unit.name, key), frame) for key, frame in tables.items()]
+    write_unit(run.run_dir, unit, outputs=[folder.relative(p) for p in [*outputs, *paths]], data=data,
+               seconds=time.perf_counter() - started)
+    shutil.rmtree(folder.unit(unit.stage, unit.name, "checkpoints"), ignore_errors=True)
+
+
+def unit_results(run, units: list[Unit], table: str | None = None) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Every unit's data (from its record) and, with ``table``, its table; the unit's outputs
+    become the stage's."""
+    folder = RunFolder(run.run_dir)
+    data, tables = [], []
+    for unit in units:
+        record = read_unit(run.run_dir, unit)
+        if record is None or record.get("key") != unit.key:
+            raise DataError(f"unit {unit.label} has no record for these params; run the stage again")
+        for rel in record["outputs"]:
+            run.output(folder.root / rel)
+        data.append(record["data"])
+        if table:
+            tables.append(read_table(folder.unit(unit.stage, unit.name, table)))
+    return data, tables
+
+
 def train_intermediate(run) -> dict[str, pd.DataFrame]:
-    """Fine-tune P on each intermediate task with every seed; save the encoder only."""
+    """Fine-tune P on each intermediate task with every seed; save the encoder only. Each (task,
+    seed) is a unit: one already complete for these settings is reused."""
     config, run_dir = run.config, run.run_dir
-    p_name = prepare_pretrained(config)
-    tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
-    logs, results = [], []
-    jobs = [(c, s) for c in config.intermediate_conditions for s in config.seeds]
-    # each task is read once, not once per seed (parallel_align also reads XNLI for its overlap check)
-    task_data = {cond: load_task(cond, config, run_dir=run_dir) for cond in config.intermediate_conditions}
-    for cond, seed in tqdm(jobs, desc="intermediate tasks", disable=not jobs):
+    units, todo = pending_units(run)
+    if todo:
+        p_name = prepare_pretrained(config)
+        tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
+        # each task is read once, not once per seed (parallel_align also reads XNLI for its overlap check)
+        task_data = {cond: load_task(cond, config, run_dir=run_dir) for cond in dict.fromkeys(u.condition for u in todo)}
+    for unit in tqdm(todo, desc="intermediate tasks", disable=not todo):
+        cond, seed = unit.condition, unit.seed
         spec = get_task(cond)
         data = task_data[cond]
         train, held = heldout_split(data, spec, seed)
@@ -208,10 +236,10 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
                            eval_frame=held if len(held) and not spec.is_alignment else None,
                            select_best=False, work_dir=RunFolder(run_dir).scratch,
                            task_format=spec.format, contrastive=contrastive,
-                           cache_dir=RunFolder(run_dir).tokenized_cache, within=data)
+                           cache_dir=RunFolder(run_dir).tokenized_cache, within=data,
+                           resume_dir=resume_folder(run_dir, unit), fault_point="intermediate-checkpoint")
         seconds = round(time.perf_counter() - started, 2)
         out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
-        run.output(out)
         if spec.is_alignment:
             scores = _heldout_retrieval(result.model, p_name, tokenizer, held, contrastive[0], config)
         else:
@@ -219,15 +247,17 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
             # SQuAD's exact match has no chance level
             scores = {"heldout_accuracy": score, "heldout_f1": f1, "heldout_pretrained": np.nan,
                       "chance": np.nan if spec.format == "extractive_qa" else 1 / spec.num_labels}
-        results.append({"condition": cond, "seed": seed, "train_examples": len(train),
-                        "heldout_examples": len(held), "heldout_metric": HELDOUT_METRIC[spec.format],
-                        **scores, "layer": contrastive[0] if contrastive else np.nan, "seconds": seconds})
-        logs.append(result.log.assign(condition=cond, seed=seed))
+        row = {"condition": cond, "seed": seed, "train_examples": len(train),
+               "heldout_examples": len(held), "heldout_metric": HELDOUT_METRIC[spec.format],
+               **scores, "layer": contrastive[0] if contrastive else np.nan, "seconds": seconds}
+        finish_unit(run, unit, started=started, outputs=[out], data={"result": row},
+                    tables={"log": result.log.assign(condition=cond, seed=seed)})
     _remove_empty(RunFolder(run_dir).scratch)
+    data, logs = unit_results(run, units, "log")
     log_table = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(
         columns=["condition", "seed", "step", "epoch", "loss"])
     tables = {"intermediate_log": log_table, "intermediate_results": pd.DataFrame(
-        results, columns=INTERMEDIATE_RESULTS)}
+        [d["result"] for d in data], columns=INTERMEDIATE_RESULTS)}
     for key, frame in tables.items():
         run.save_table(key, frame)
     return tables
@@ -287,25 +317,27 @@ def _heldout_score(result, tokenizer, held: pd.DataFrame, spec, config) -> tuple
 # ---- stage 3: MNLI fine-tuning and zero-shot XNLI ------------------------------------------------
 def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
     """For every condition and seed: I_t + fresh head on English MNLI, selected on English dev;
-    then zero-shot evaluation on every language. Keeps per-example predictions."""
+    then zero-shot evaluation on every language. Keeps per-example predictions. Each (condition,
+    seed) is a unit: one already complete for these settings is reused."""
     config, run_dir = run.config, run.run_dir
-    p_name = prepare_pretrained(config)
-    tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
-    mnli = nli_as_pairs(load_mnli(config, run_dir=run_dir))
-    dev = load_xnli(config, split="dev", run_dir=run_dir)
-    dev_en = nli_as_pairs(dev[dev["lang"] == "en"])
-    if (dev_en["label"] < 0).any():
-        raise DataError("English XNLI dev has unlabelled rows; model selection needs labels")
-    test = load_xnli(config, split=config.xnli.eval_split, run_dir=run_dir)
-    if (test["label"] < 0).any():
-        raise DataError(
-            f"XNLI {config.xnli.eval_split} has no labels (XTREME test files carry none); evaluate on "
-            "a labelled source or set xnli.eval_split: dev")
+    units, todo = pending_units(run)
     settings = config.training.mnli
-    predictions, logs, selection = [], [], []
-    jobs = [(c, s) for c in config.conditions for s in config.seeds]
     devices = world_size()
-    for cond, seed in tqdm(jobs, desc="MNLI fine-tuning + XNLI"):
+    if todo:
+        p_name = prepare_pretrained(config)
+        tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
+        mnli = nli_as_pairs(load_mnli(config, run_dir=run_dir))
+        dev = load_xnli(config, split="dev", run_dir=run_dir)
+        dev_en = nli_as_pairs(dev[dev["lang"] == "en"])
+        if (dev_en["label"] < 0).any():
+            raise DataError("English XNLI dev has unlabelled rows; model selection needs labels")
+        test = load_xnli(config, split=config.xnli.eval_split, run_dir=run_dir)
+        if (test["label"] < 0).any():
+            raise DataError(
+                f"XNLI {config.xnli.eval_split} has no labels (XTREME test files carry none); evaluate on "
+                "a labelled source or set xnli.eval_split: dev")
+    for unit in tqdm(todo, desc="MNLI fine-tuning + XNLI", disable=not todo):
+        cond, seed = unit.condition, unit.seed
         encoder = None if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
         model = load_nli_start(p_name, encoder, seed=seed, label_names=NLI_LABELS,
                                revision=config.encoder.revision)
@@ -313,24 +345,28 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         result = fine_tune(model=model, tokenizer=tokenizer, train=mnli, seed=seed,
                            settings=settings, device=config.device, eval_frame=dev_en,
                            select_best=True, work_dir=RunFolder(run_dir).scratch,
-                           cache_dir=RunFolder(run_dir).tokenized_cache)
-        run.output(save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final")))
+                           cache_dir=RunFolder(run_dir).tokenized_cache,
+                           resume_dir=resume_folder(run_dir, unit), fault_point="mnli-checkpoint")
+        out = save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final"))
         probs = predict(result.model, tokenizer, test, batch_size=settings.eval_batch_size,
                         max_length=settings.max_length, device=config.device,
                         precision=settings.precision)
-        predictions.append(predictions_table(test, probs, condition=cond, seed=seed))
-        logs.append(result.log.assign(condition=cond, seed=seed))
-        selection.append({"condition": cond, "seed": seed, "best_step": result.best_step,
-                          "dev_en_accuracy": result.best_metric, "train_examples": len(mnli),
-                          "devices": devices, "effective_batch": settings.effective_batch(devices),
-                          "seconds": round(time.perf_counter() - started, 2)})
+        row = {"condition": cond, "seed": seed, "best_step": result.best_step,
+               "dev_en_accuracy": result.best_metric, "train_examples": len(mnli),
+               "devices": devices, "effective_batch": settings.effective_batch(devices),
+               "seconds": round(time.perf_counter() - started, 2)}
+        finish_unit(run, unit, started=started, outputs=[out], data={"selection": row},
+                    tables={"predictions": predictions_table(test, probs, condition=cond, seed=seed),
+                            "log": result.log.assign(condition=cond, seed=seed)})
     _remove_empty(RunFolder(run_dir).scratch)
+    data, predictions = unit_results(run, units, "predictions")
+    logs = [read_table(RunFolder(run_dir).unit(u.stage, u.name, "log")) for u in units]
     preds = pd.concat(predictions, ignore_index=True)
     acc = accuracy_table(preds)
     tables = {
         "accuracy": acc, "accuracy_mean": mean_over_seeds(acc),
         "transfer_summary": transfer_summary(acc, languages=config.languages),
-        "mnli_log": pd.concat(logs, ignore_index=True), "selection": pd.DataFrame(selection),
+        "mnli_log": pd.concat(logs, ignore_index=True), "selection": pd.DataFrame([d["selection"] for d in data]),
     }
     run.save_table("predictions", preds)
     for key, frame in tables.items():
@@ -346,32 +382,46 @@ def removable(stage: str, save_models: str) -> bool:
     return {"all": False, "encoders": stage == "final", "none": stage in ("intermediate", "final")}[save_models]
 
 
+def checkpoint_path(config, run_dir: Path, unit: Unit) -> str:
+    """The encoder an alignment unit measures: P, an I_t or an F_t."""
+    if unit.checkpoint == "pretrained":
+        return prepare_pretrained(config)
+    return str(model_dir(run_dir, unit.condition, unit.seed, unit.checkpoint))
+
+
 def measure_alignment(run) -> dict[str, pd.DataFrame]:
-    """Every alignment metric, layer by layer and language by language, for P, each I_t, each F_t."""
+    """Every alignment metric, layer by layer and language by language, for P, each I_t, each F_t.
+    Each checkpoint is a unit: one already measured for these settings is reused."""
     config, run_dir = run.config, run.run_dir
     a = config.alignment
     xnli = load_xnli(config, split=a.probe_split, run_dir=run_dir)
     probe = al.probe_set(xnli, max_sentences=a.max_sentences, seed=a.seed)
     run.save_table("probe_set", probe)
-    frames, lid = [], []
-    for ck in tqdm(checkpoints(config, run_dir), desc="alignment checkpoints"):
-        emb = al.cached_embeddings(ck.path, probe, cache_dir=RunFolder(run_dir).embeddings_cache,
+    units, todo = pending_units(run)
+    for unit in tqdm(todo, desc="alignment checkpoints", disable=not todo):
+        started = time.perf_counter()
+        path = checkpoint_path(config, run_dir, unit)
+        emb = al.cached_embeddings(path, probe, cache_dir=RunFolder(run_dir).embeddings_cache,
                                    batch_size=a.batch_size, max_length=a.max_length,
                                    device=config.device,
-                                   revision=config.encoder.revision if ck.stage == "pretrained" else None)
+                                   revision=config.encoder.revision if unit.checkpoint == "pretrained" else None)
         n_layers = next(iter(emb.values())).shape[0] - 1
         layers = list(range(n_layers + 1)) if a.layers == "all" else [l for l in a.layers if l <= n_layers]
-        keys = {"checkpoint": ck.label, "stage": ck.stage, "condition": ck.condition,
-                "seed": -1 if ck.seed is None else ck.seed}
-        frames.append(al.alignment_metrics(emb, layers=layers).assign(**keys))
+        keys = {"checkpoint": encoder_label(unit.checkpoint, unit.condition, unit.seed), "stage": unit.checkpoint,
+                "condition": unit.condition, "seed": -1 if unit.seed is None else unit.seed}
+        frames = [al.alignment_metrics(emb, layers=layers).assign(**keys)]
         if a.language_id_sentences:
             n = next(iter(emb.values())).shape[1]
             keep = np.sort(np.random.default_rng(a.seed).permutation(n)[: a.language_id_sentences])
-            lid.append(al.language_id_by_layer(emb, layers=layers, rows=keep, seed=a.seed).assign(**keys))
-        if removable(ck.stage, config.training.save_models) and removed_note(ck.path) is None:
-            remove_model(ck.path, save_models=config.training.save_models,
-                         weights=weights_fingerprint(load_encoder(ck.path)))
-    table = pd.concat(frames + lid, ignore_index=True)
+            frames.append(al.language_id_by_layer(emb, layers=layers, rows=keep, seed=a.seed).assign(**keys))
+        if removable(unit.checkpoint, config.training.save_models) and removed_note(path) is None:
+            remove_model(path, save_models=config.training.save_models,
+                         weights=weights_fingerprint(load_encoder(path)))
+        finish_unit(run, unit, started=started, outputs=[], data={"n_layers": n_layers},
+                    tables={"metrics": pd.concat(frames, ignore_index=True)})
+    data, frames = unit_results(run, units, "metrics")
+    n_layers = data[0]["n_layers"]
+    table = pd.concat(frames, ignore_index=True)
     cols = ["checkpoint", "stage", "condition", "seed", "layer", "lang", "metric", "value", "chance"]
     table = table[cols]
     headline = al.headline_layer(a.headline_layer, n_layers)  # from the encoder's depth

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from .contrastive import PairCollator, contrastive_trainer_class, encode_aligned_pairs
+from . import faults
 from .errors import StudyError
 from .files import atomic_dir
 from .models import freeze_lower_layers, pick_device, quiet_transformers
@@ -302,7 +303,8 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
               select_best: bool = False, work_dir: str | Path | None = None,
               progress: bool = True, task_format: str = "pair",
               contrastive: tuple[int, float] | None = None,
-              cache_dir: str | Path | None = None, within: pd.DataFrame | None = None) -> TrainResult:
+              cache_dir: str | Path | None = None, within: pd.DataFrame | None = None,
+              resume_dir: str | Path | None = None, fault_point: str | None = None) -> TrainResult:
     """Fine-tune ``model`` on ``train`` (a task frame of ``task_format``) with ``settings``.
 
     Alignment formats (``parallel``, ``lexicon``) train ``model`` (an encoder without a head) by
@@ -310,7 +312,12 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
 
     ``eval_frame`` is scored ``settings.evals_per_epoch`` times per epoch (accuracy in [0, 1]);
     with ``select_best`` the model with the best eval accuracy is returned, else the last one.
-    Checkpoints live in a temporary folder under ``work_dir`` that is removed afterwards.
+    Checkpoints live in a temporary folder under ``work_dir`` that is removed afterwards, or, with
+    ``resume_dir`` and ``settings.checkpoint_every`` not ``off``, in ``resume_dir``: each one whole
+    (weights, optimizer, scheduler, RNG state), and a call that finds one there resumes from the
+    last with the same result as an uninterrupted run (the caller removes the folder once the
+    outcome is saved). ``fault_point`` names the point of :mod:`xnli_study.faults` just after a
+    checkpoint is saved.
     With ``cache_dir`` the tokenised data is read from (or written to) that cache; ``within``, the
     frame that ``train`` and ``eval_frame`` were split from, is then encoded whole, once
     (:func:`encode_cached`).
@@ -328,12 +335,19 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     eval_ds = (encode_cached(task_format, tokenizer, eval_frame, max_length=settings.max_length,
                              cache_dir=cache_dir, within=within) if eval_frame is not None else None)
     cuda = dev.type == "cuda"
-    if work_dir is not None:
-        Path(work_dir).mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="checkpoints-", dir=work_dir))
+    resumable = resume_dir is not None and settings.checkpoint_every != "off"
+    if resumable:
+        out = Path(resume_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        tmp = None
+    else:
+        if work_dir is not None:
+            Path(work_dir).mkdir(parents=True, exist_ok=True)
+        out = tmp = Path(tempfile.mkdtemp(prefix="checkpoints-", dir=work_dir))
     strategy = "steps" if eval_ds is not None else "no"
+    saving = (select_best and eval_ds is not None) or resumable
     args = TrainingArguments(
-        output_dir=str(tmp),
+        output_dir=str(out),
         num_train_epochs=settings.epochs,
         learning_rate=settings.learning_rate,
         per_device_train_batch_size=settings.batch_size,
@@ -348,10 +362,10 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         remove_unused_columns=not aligning,
         eval_strategy=strategy,
         eval_steps=1,  # set below, once the processes are counted
-        save_strategy=strategy if select_best else "no",
+        save_strategy="steps" if saving else "no",
         save_steps=1,
         save_total_limit=1,
-        save_only_model=True,
+        save_only_model=not resumable,
         load_best_model_at_end=select_best and eval_ds is not None,
         metric_for_best_model="accuracy",
         greater_is_better=True,
@@ -368,14 +382,19 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     # steps and evaluation intervals in optimizer steps over every process taking part
     plan = schedule(len(train_ds), settings, world_size=world_size(args))
     eval_every = plan.eval_every
-    args.eval_steps = args.save_steps = eval_every
-    args.logging_steps = max(1, min(eval_every, 10))
+    every = settings.checkpoint_every
+    save_every = every if isinstance(every, int) and not select_best else eval_every
+    args.eval_steps, args.save_steps = eval_every, save_every
+    # a log line falls on every checkpoint, so a resumed run logs the same mean losses
+    args.logging_steps = max(d for d in range(1, 11) if math.gcd(eval_every, save_every) % d == 0)
+    resume = last_checkpoint(out) if resumable else None
     try:
         with quiet_transformers():
             trainer_class, extra = Trainer, {}
             if aligning:
                 trainer_class = contrastive_trainer_class()
                 extra = {"layer": contrastive[0], "temperature": contrastive[1]}
+            trainer_class = resumable_trainer(trainer_class)
             trainer = trainer_class(
                 model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                 # tensor cores want lengths in multiples of 8; on a CPU padding only costs
@@ -383,7 +402,8 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
                 compute_metrics=_accuracy if eval_ds is not None else None, **extra,
             )
             replace_progress(trainer, progress)
-            trainer.train()
+            trainer.add_callback(checkpoint_saved(fault_point))
+            trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         log = pd.DataFrame(trainer.state.log_history)
         best_step = None
         if select_best and eval_ds is not None:
@@ -398,7 +418,68 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         return TrainResult(model=model.eval(), log=_tidy_log(log), best_step=best_step,
                            best_metric=trainer.state.best_metric if select_best else None)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: written into a checkpoint folder once the Trainer has saved all of it
+CHECKPOINT_SAVED = "saved-whole"
+
+
+def last_checkpoint(folder: str | Path) -> Path | None:
+    """The last checkpoint in ``folder`` that was saved whole; half-saved ones (a run killed
+    while saving) are deleted."""
+    whole = []
+    for path in Path(folder).glob("checkpoint-*"):
+        if (path / CHECKPOINT_SAVED).is_file():
+            whole.append(path)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+    return max(whole, key=lambda p: int(p.name.split("-")[-1]), default=None)
+
+
+def checkpoint_saved(fault_point: str | None):
+    """A callback that marks each checkpoint saved whole, then passes ``fault_point``."""
+    from transformers import TrainerCallback
+
+    class CheckpointSaved(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / CHECKPOINT_SAVED).write_text(str(state.global_step))
+            if fault_point:
+                faults.reached(fault_point)
+
+    return CheckpointSaved()
+
+
+def resumable_trainer(base):
+    """``base`` (a ``Trainer`` class) whose length-grouped batches are drawn from the seed and the
+    epoch alone. The ``Trainer``'s own length-grouped sampler draws from the global random state
+    when an epoch starts, which a run resumed mid-epoch cannot restore: its batches would differ."""
+    from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+    class EpochSeededSampler(LengthGroupedSampler):
+        def __init__(self, batch_size: int, lengths: list[int], seed: int):
+            super().__init__(batch_size, lengths=lengths)
+            self.seed, self.epoch = seed, 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __iter__(self):
+            generator = torch.Generator().manual_seed(self.seed * 1000 + int(self.epoch))
+            return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+    class ResumableTrainer(base):
+        def _get_train_sampler(self, train_dataset=None):
+            sampler = super()._get_train_sampler(train_dataset)
+            if isinstance(sampler, LengthGroupedSampler):
+                seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+                return EpochSeededSampler(sampler.batch_size, sampler.lengths, seed)
+            return sampler
+
+    return ResumableTrainer
 
 
 def _tidy_log(log: pd.DataFrame) -> pd.DataFrame:
