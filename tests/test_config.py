@@ -6,6 +6,7 @@ import pytest
 import yaml
 from pathlib import Path
 
+from xnli_study import models
 from xnli_study.config import load_params, parse_params
 from xnli_study.errors import ParamsError
 from xnli_study.languages import XNLI_LANGUAGES
@@ -211,9 +212,18 @@ def test_custom_model_code_is_refused_before_anything_loads(tmp_path, tiny):
     config = json.loads((folder / "config.json").read_text())
     config["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
     (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_custom.py").write_text(
+        "from transformers import BertModel\n\n\nclass CustomModel(BertModel):\n    custom_code_ran = True\n")
+    config["auto_map"] = {"AutoModel": "modeling_custom.CustomModel"}
+    (folder / "config.json").write_text(json.dumps(config))
     params = write_params(tmp_path, "profile: p\nrun_name: r\nencoder: {name: ./enc}\n")
-    with pytest.raises(ParamsError, match="needs custom model code .auto_map"):
+    with pytest.raises(ParamsError, match="needs its own Python code .auto_map.*encoder.trust_remote_code: true"):
         load_params_and_check(params)
+    # with the switch on, the folder passes and its code is what loads
+    params = write_params(tmp_path, "profile: p\nrun_name: r\nencoder: {name: ./enc, trust_remote_code: true}\n")
+    load_params_and_check(params)
+    assert not getattr(models.load_encoder(str(folder)), "custom_code_ran", False)  # the standard class
+    assert getattr(models.load_encoder(str(folder), trust_remote_code=True), "custom_code_ran", False)
 
 
 def test_an_output_dir_that_is_a_file_is_one_line(tmp_path, capsys):

@@ -9,7 +9,8 @@ import pytest
 
 from xnli_study import pipeline
 from xnli_study.cli import main
-from xnli_study.runfolder import RunFolder
+from xnli_study.files import PARTIAL
+from xnli_study.runfolder import RUN_FOLDER_VERSION, RunFolder
 
 
 @pytest.fixture
@@ -29,6 +30,11 @@ def test_an_interrupted_run_records_where_it_stopped(params, tmp_path, monkeypat
 
     folder = RunFolder(tmp_path / "outputs" / "smoke")
     (folder.scratch / "checkpoints-x").mkdir(parents=True)  # left by a killed run
+    half = folder.root / "tables" / f".accuracy.csv{PARTIAL}x1y2.csv"  # a write a kill cut short
+    half.parent.mkdir(parents=True)
+    half.write_text("condition,se")
+    kept = folder.root / "tables" / "accuracy.csv"
+    kept.write_text("whole")
     monkeypatch.setattr(pipeline, "_execute", stop)
     previous = signal.getsignal(signal.SIGTERM)
     assert main(["run", "--params", str(params), "--quiet"]) == 130
@@ -36,5 +42,6 @@ def test_an_interrupted_run_records_where_it_stopped(params, tmp_path, monkeypat
     manifest = json.loads(folder.manifest.read_text())
     assert manifest["stages"]["data"]["status"] == "interrupted"
     assert manifest["interrupted"]["stage"] == "data" and manifest["interrupted"]["stages_done"] == []
-    assert not folder.scratch.exists()
+    assert manifest["interrupted"]["units_done"] == [] and manifest["run_folder_version"] == RUN_FOLDER_VERSION
+    assert not folder.scratch.exists() and not half.exists() and kept.read_text() == "whole"
     assert "interrupted" in capsys.readouterr().err

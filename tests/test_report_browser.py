@@ -4,6 +4,7 @@ error, the sections are there; and text from datasets is shown as text, never ru
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -24,6 +25,10 @@ IMG_PAYLOAD = "<img src=x onerror=\"window.__xss = 'img'\">"
 # the same markup in the params' own prose
 PARAMS_DESCRIPTION = "Lab copy <img src=x onerror=\"window.__xss = 'description'\">"
 PARAMS_LIMITS = "Read with care <script>window.__xss = 'limits'</script>"
+# and in names the params give: the run (a folder name), the encoder's folder, a data file
+RUN_NAME = "hostile <img src=x onerror=window.__xss=1>"
+ENCODER_FOLDER = "encoder <img src=x onerror=window.__xss=2>"
+MNLI_FILE = "mnli <img src=x onerror=window.__xss=3>.jsonl"
 
 
 @pytest.fixture(scope="module")
@@ -72,11 +77,15 @@ def test_smoke_report_renders_in_chromium(browser, smoke_run):
 
 
 @pytest.fixture(scope="module")
-def hostile_run(tmp_path_factory, root, shared_cache):
-    """A small study whose XNLI sentences carry markup: a <script> and an <img onerror>."""
+def hostile_run(tmp_path_factory, root, shared_cache, tiny):
+    """A small study whose XNLI sentences carry markup (a <script> and an <img onerror>), as do the
+    params' description and limits, the run's name, the encoder's folder and a data file's name."""
     from xnli_study.sample import parallel_folder, write_sample
 
     tree = tmp_path_factory.mktemp("hostile")
+    tokenizer, encoder = tiny
+    encoder.save_pretrained(tree / ENCODER_FOLDER)
+    tokenizer.save_pretrained(tree / ENCODER_FOLDER)
     shutil.copytree(root / "notebooks", tree / "notebooks", ignore=shutil.ignore_patterns("*.py"))
     data = write_sample(tree / "data", test_items=60, dev_items=30, mnli_examples=300, sst2_examples=200)
     for split in ("dev", "test"):
@@ -90,21 +99,23 @@ def hostile_run(tmp_path_factory, root, shared_cache):
                 row[header.index("sentence1")] = f"Anna reads. {SCRIPT_PAYLOAD}"
                 row[header.index("sentence2")] = f"Anna sees {IMG_PAYLOAD} a book."
         path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+    mnli = shutil.copy(data / "mnli" / "train.jsonl", data / "mnli" / MNLI_FILE)
     params = tree / "params"
     params.mkdir()
     smoke = (root / "params" / "smoke.yaml").read_text()
-    text = (smoke.replace("run_name: smoke", "run_name: hostile")
+    text = (smoke.replace("run_name: smoke", f"run_name: {json.dumps(RUN_NAME)}")
+            .replace("  name: tiny\n", f"  name: {json.dumps(str(tree / ENCODER_FOLDER))}\n")
             .replace("limits: >-\n", f"limits: >-\n  {PARAMS_LIMITS}\n")
             .replace("description: >-\n", f"description: >-\n  {PARAMS_DESCRIPTION}\n")
             .replace("seeds: [0, 1]", "seeds: [0]")
             .replace("  source: sample\n  eval_split: test", f"  source: official\n  path: {data / 'xnli'}\n"
                      "  eval_split: test")
-            .replace("mnli:\n  source: sample", f"mnli:\n  source: local\n  path: {data / 'mnli' / 'train.jsonl'}")
+            .replace("mnli:\n  source: sample", f"mnli:\n  source: local\n  path: {json.dumps(str(mnli))}")
             .replace("sst2: {source: sample, max_examples: 800}",
                      f"sst2: {{source: local, path: {data / 'sst2' / 'train.tsv'}, max_examples: 200}}")
             .replace("parallel_align: {source: sample, max_examples: 1000",
                      f"parallel_align: {{source: local, path: {parallel_folder(data)}, max_examples: 300"))
-    assert text.count("source: official") == 1 and "source: local" in text
+    assert text.count("source: official") == 1 and "source: local" in text and ENCODER_FOLDER in text
     (params / "hostile.yaml").write_text(text)
     use_shared_cache(params / "hostile.yaml", shared_cache)
     return pipeline.run_study(params / "hostile.yaml", notebooks_dir=tree / "notebooks", progress=False)
@@ -116,6 +127,8 @@ def test_dataset_markup_is_shown_as_text_and_never_runs(browser, hostile_run):
     text = page.inner_text("body")
     assert SCRIPT_PAYLOAD in text and IMG_PAYLOAD in text  # visible, as typed
     assert PARAMS_LIMITS in text and PARAMS_DESCRIPTION in text
+    for name in (RUN_NAME, ENCODER_FOLDER, MNLI_FILE):
+        assert name in text, name
     # no element came from the payloads: the only images are the report's own figures
     sources = page.eval_on_selector_all("img", "els => els.map(e => e.getAttribute('src'))")
     assert all(src.startswith("data:image/png;base64,") for src in sources)

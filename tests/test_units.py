@@ -6,7 +6,7 @@ import copy
 import pytest
 import yaml
 
-from xnli_study import units
+from xnli_study import study, units
 from xnli_study.config import parse_params
 from xnli_study.runfolder import RunFolder
 
@@ -104,3 +104,32 @@ def test_a_record_is_written_only_when_its_outputs_exist(smoke, tmp_path):
     with pytest.raises(RuntimeError, match="outputs missing: models/none"):
         units.write_unit(tmp_path, unit, outputs=["models/none/seed0/final"], data={}, seconds=0.0)
     assert units.read_unit(tmp_path, unit) is None
+
+
+def test_checkpoints_of_another_unit_key_are_never_resumed_from(smoke, tmp_path):
+    unit = units.stage_units(parse_params(smoke, base_dir="."), "intermediate")[0]
+    folder = study.resume_folder(tmp_path, unit)
+    (folder / "checkpoint-4").mkdir()
+    assert (study.resume_folder(tmp_path, unit) / "checkpoint-4").is_dir()  # same key: kept
+    edited = copy.deepcopy(smoke)
+    edited["training"]["intermediate"]["learning_rate"] = 1e-3
+    other = units.stage_units(parse_params(edited, base_dir="."), "intermediate")[0]
+    assert other.name == unit.name and other.key != unit.key
+    assert not (study.resume_folder(tmp_path, other) / "checkpoint-4").exists()  # other settings: deleted
+
+
+def test_a_changed_data_file_reruns_the_units_that_read_it(smoke, tmp_path):
+    data = copy.deepcopy(smoke)
+    data["mnli"] = {"source": "local", "path": str(tmp_path / "mnli.jsonl")}
+    data["tasks"]["sst2"] = {"source": "local", "path": str(tmp_path / "sst2.tsv")}
+    (tmp_path / "mnli.jsonl").write_text('{"premise": "a", "hypothesis": "b", "label": "neutral"}\n')
+    (tmp_path / "sst2.tsv").write_text("sentence\tlabel\nfine .\t1\n")
+    before = units.plan_units(parse_params(copy.deepcopy(data), base_dir="."))
+    (tmp_path / "mnli.jsonl").write_text('{"premise": "a", "hypothesis": "c", "label": "neutral"}\n')
+    after = units.plan_units(parse_params(copy.deepcopy(data), base_dir="."))
+    moved = {u.label for stage in after for u, v in zip(after[stage], before[stage]) if u.key != v.key}
+    assert moved == {f"transfer/{c}-seed{s}" for c in ("none", "sst2", "parallel_align") for s in (0, 1)} | {
+        f"alignment/final-{c}-seed{s}" for c in ("none", "sst2", "parallel_align") for s in (0, 1)}
+    unit = before["transfer"][0]
+    units.write_unit(tmp_path, unit, outputs=[], data={}, seconds=0.0)
+    assert units.unit_status(tmp_path, after["transfer"][0]) == "the file of mnli.path changed"

@@ -414,7 +414,7 @@ def embeddings_key(*, weights: str, probe: pd.DataFrame, max_length: int) -> str
 
 def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_size: int = 32,
                       max_length: int = 128, device: str = "auto", progress: bool = False,
-                      revision: str | None = None) -> dict[str, np.ndarray]:
+                      revision: str | None = None, trust_remote_code: bool = False) -> dict[str, np.ndarray]:
     """Sentence vectors of every layer for each language of ``probe``, computed once and cached.
 
     Vectors are stored as float16 ``.npy`` files under ``cache_dir/<key>/`` where the key covers
@@ -428,11 +428,11 @@ def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_
         if all((folder / f"{lang}.npy").is_file() for lang in langs):
             return load_cached(folder, langs)
         ensure_present(checkpoint)  # raises, naming the fix
-    model = load_encoder(checkpoint, revision=revision)
+    model = load_encoder(checkpoint, revision=revision, trust_remote_code=trust_remote_code)
     key = embeddings_key(weights=weights_fingerprint(model), probe=probe, max_length=max_length)
     folder = Path(cache_dir) / key
     if not all((folder / f"{lang}.npy").is_file() for lang in langs):
-        tokenizer = load_tokenizer(checkpoint, revision=revision)
+        tokenizer = load_tokenizer(checkpoint, revision=revision, trust_remote_code=trust_remote_code)
         dev = pick_device(device)
         with atomic_dir(folder) as tmp:
             for lang in langs:

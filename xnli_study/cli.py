@@ -74,12 +74,19 @@ def _cmd_kernel(args: argparse.Namespace) -> int:
     return 0
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Command-line mistakes as one line naming the fix (exit 2), not a usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="xnli-study",
         description="Intermediate-task training, zero-shot XNLI transfer and cross-lingual alignment.",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser("run", help="run the study's stage notebooks with papermill, then render the report")
     run.add_argument("--params", default="params/smoke.yaml",

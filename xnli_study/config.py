@@ -214,6 +214,11 @@ class StageTrainingConfig(_Strict):
     # training saves at each evaluation for model selection, so it takes "eval" or "off" only.
     checkpoint_every: Literal["eval", "off"] | int = "eval"
 
+    @field_validator("checkpoint_every", mode="before")
+    @classmethod
+    def _off_unquoted(cls, value):
+        return "off" if value is False else value  # YAML reads a bare off as false
+
     @field_validator("checkpoint_every")
     @classmethod
     def _positive_interval(cls, value):
@@ -320,7 +325,8 @@ class StudyConfig(_Strict):
         if "none" not in value:
             raise ValueError("must include 'none', the baseline every condition is compared with")
         if len(set(value)) != len(value):
-            raise ValueError("lists a condition twice")
+            twice = sorted({c for c in value if value.count(c) > 1})
+            raise ValueError(f"lists {', '.join(map(repr, twice))} more than once; name each condition once")
         return value
 
     @field_validator("tasks")
@@ -409,6 +415,14 @@ class StudyConfig(_Strict):
         if p.is_absolute() or self.data_dir is None:
             return self.path(value)
         return (self.path(self.data_dir) / p).resolve()
+
+    def relative_to(self, value: str, *, data: bool = True) -> str:
+        """What a relative path of the params is read against, for messages ("" for an absolute one)."""
+        if Path(value).expanduser().is_absolute():
+            return ""
+        if data and self.data_dir is not None:
+            return f" (relative to data_dir {str(self.path(self.data_dir))!r})"
+        return f" (relative to the params file's folder {str(Path(self.base_dir).resolve())!r})"
 
     def sample_settings(self) -> SampleSettings:
         """What the synthetic sample of this profile is made of (it is a function of these alone)."""
@@ -540,5 +554,8 @@ def load_params(path: str | Path) -> StudyConfig:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise ParamsError(f"{path}: not valid YAML{where}: {getattr(err, 'problem', err)}") from None
-    return parse_params(data or {}, source=str(path), base_dir=path.parent)
+    if data is None:
+        raise ParamsError(f"{path}: the file is empty; a profile needs at least 'profile' and 'run_name' "
+                          "(copy params/smoke.yaml to start from)")
+    return parse_params(data, source=str(path), base_dir=path.parent)
 

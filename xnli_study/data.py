@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable
 
@@ -407,6 +408,16 @@ def sample_folder(config, run_dir: str | Path) -> Path:
     return folder
 
 
+@contextmanager
+def readable_text(what: str, path: str | Path):
+    """Bytes that are not UTF-8 in a data file become one ``DataError`` naming the file."""
+    try:
+        yield
+    except UnicodeDecodeError as err:
+        raise DataError(f"{what} {path}: bytes that are not UTF-8 ({err.reason} at byte {err.start}); "
+                        "save the file as UTF-8") from None
+
+
 def load_xnli(config, *, split: str, run_dir: str | Path) -> pd.DataFrame:
     """XNLI ``split`` (dev or test) for the params' languages, checked parallel and capped."""
     x = config.xnli
@@ -415,10 +426,12 @@ def load_xnli(config, *, split: str, run_dir: str | Path) -> pd.DataFrame:
         frame = read_xnli_official(xnli_folder(sample_folder(config, run_dir)), split=split, languages=languages)
     elif x.source in ("official", "xtreme"):
         reader = read_xnli_official if x.source == "official" else read_xnli_xtreme
-        frame = reader(config.data_path(x.path), split=split, languages=languages)
+        with readable_text("xnli.path", config.data_path(x.path)):
+            frame = reader(config.data_path(x.path), split=split, languages=languages)
         if x.labels_from and (frame["label"] < 0).all():
-            frame = attach_labels(frame, config.data_path(x.labels_from),
-                                  lang=x.labels_lang if x.labels_lang in languages else None)
+            with readable_text("xnli.labels_from", config.data_path(x.labels_from)):
+                frame = attach_labels(frame, config.data_path(x.labels_from),
+                                      lang=x.labels_lang if x.labels_lang in languages else None)
     else:
         frame = load_xnli_hub(x.hub_id, split=split, languages=languages)
     frame = cap_items(frame, x.max_items, seed=x.items_seed)
@@ -432,7 +445,8 @@ def load_mnli(config, *, run_dir: str | Path, report: ReadReport | None = None) 
     if m.source == "sample":
         frame = read_nli_jsonl(mnli_file(sample_folder(config, run_dir)), report=report)
     elif m.source == "local":
-        frame = read_mnli_file(config.data_path(m.path), report=report)
+        with readable_text("mnli.path", config.data_path(m.path)):
+            frame = read_mnli_file(config.data_path(m.path), report=report)
     else:
         frame = load_mnli_hub(m.hub_id, split=m.split, config=m.hub_config, max_examples=None, report=report)
     return subsample(frame, m.max_examples)

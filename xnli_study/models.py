@@ -130,17 +130,19 @@ def tiny_folder(config) -> Path:
     return pretrained_cache(config.cache_root, tiny_key(config))
 
 
-def check_model_folder(folder: Path, *, allow_pickle: bool = False) -> None:
+def check_model_folder(folder: Path, *, allow_pickle: bool = False, trust_remote_code: bool = False) -> None:
     """A local model folder must hold its weights as safetensors (pickle files only with
-    ``encoder.allow_pickle``) and no custom model code; raises ``ParamsError`` naming the fix.
-    Nothing in the folder is loaded or run."""
+    ``encoder.allow_pickle``) and no custom model code (only with ``encoder.trust_remote_code``);
+    raises ``ParamsError`` naming the fix. Nothing in the folder is loaded or run."""
     names = {p.name for p in folder.iterdir()}
     safe = any(n.endswith(".safetensors") or n == "model.safetensors.index.json" for n in names)
     pickled = [n for n in sorted(names) if n.endswith((".bin", ".pt", ".pth", ".ckpt")) or n == "pytorch_model.bin.index.json"]
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    if "auto_map" in config:
-        raise ParamsError(f"encoder.name: {str(folder)!r} needs custom model code (auto_map in its config.json), "
-                          "which xnli-study never runs; use a model of a standard transformers architecture")
+    if "auto_map" in config and not trust_remote_code:
+        raise ParamsError(f"encoder.name: {str(folder)!r} needs its own Python code (auto_map in its config.json), "
+                          "which runs when the model loads; use a model of a standard transformers architecture, "
+                          "or set encoder.trust_remote_code: true if you trust that code")
+    _check_vocabulary(folder, config)
     if safe:
         return
     if pickled and not allow_pickle:
@@ -151,6 +153,32 @@ def check_model_folder(folder: Path, *, allow_pickle: bool = False) -> None:
     if not pickled:
         raise ParamsError(f"encoder.name: {str(folder)!r} holds no weights (no *.safetensors file); it has "
                           f"{', '.join(sorted(names))}")
+
+
+def tokenizer_size(folder: Path) -> int | None:
+    """One more than the largest token id of the tokenizer saved in ``folder`` (``tokenizer.json``
+    or a WordPiece ``vocab.txt``), read without loading it; None when neither is there."""
+    path = folder / "tokenizer.json"
+    if path.is_file():
+        data = json.loads(path.read_text(encoding="utf-8"))
+        vocab = (data.get("model") or {}).get("vocab") or {}
+        ids = list(vocab.values()) if isinstance(vocab, dict) else list(range(len(vocab)))
+        ids += [t["id"] for t in data.get("added_tokens", [])]
+        return max(ids) + 1 if ids else None
+    path = folder / "vocab.txt"
+    if path.is_file():
+        return len(path.read_text(encoding="utf-8").splitlines())
+    return None
+
+
+def _check_vocabulary(folder: Path, config: dict) -> None:
+    """The tokenizer saved beside a model must not produce ids beyond the model's embeddings."""
+    size, embeddings = tokenizer_size(folder), config.get("vocab_size")
+    if size is not None and isinstance(embeddings, int) and size > embeddings:
+        raise ParamsError(f"encoder.name: the tokenizer in {str(folder)!r} has {size} token ids but the model's "
+                          f"embeddings hold {embeddings} (vocab_size in config.json): the tokenizer belongs to "
+                          "another model; save the model's own tokenizer into the folder "
+                          "(tokenizer.save_pretrained(folder))")
 
 
 def resolve_encoder_name(config) -> str:
@@ -164,17 +192,20 @@ def resolve_encoder_name(config) -> str:
         return str(tiny_folder(config))
     if name.startswith("package:"):
         folder = package_model_folder(name)
-        check_model_folder(folder, allow_pickle=config.encoder.allow_pickle)
+        check_model_folder(folder, allow_pickle=config.encoder.allow_pickle,
+                           trust_remote_code=config.encoder.trust_remote_code)
         return str(folder)
     candidate = config.path(name)
     if looks_like_path(name) or candidate.is_dir():
         if not candidate.is_dir():
-            raise ParamsError(f"encoder.name: folder {str(candidate)!r} does not exist; give a hub id, "
+            raise ParamsError(f"encoder.name: folder {str(candidate)!r} does not exist"
+                              f"{config.relative_to(name, data=False)}; give a hub id, "
                               "a folder holding config.json and weights, or 'tiny'")
         if not (candidate / "config.json").is_file():
             raise ParamsError(f"encoder.name: {str(candidate)!r} holds no config.json; it is not a "
                               "transformers model folder")
-        check_model_folder(candidate, allow_pickle=config.encoder.allow_pickle)
+        check_model_folder(candidate, allow_pickle=config.encoder.allow_pickle,
+                           trust_remote_code=config.encoder.trust_remote_code)
         return str(candidate)
     if name.count("/") != 1 and not name.replace("-", "").replace("_", "").isalnum():
         raise ParamsError(f"encoder.name: {name!r} is neither 'tiny', a folder, nor a hub id "
@@ -250,11 +281,11 @@ def freeze_lower_layers(model, n_layers: int) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-def load_tokenizer(name: str, *, revision: str | None = None):
+def load_tokenizer(name: str, *, revision: str | None = None, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     with quiet_transformers():
-        return AutoTokenizer.from_pretrained(name, revision=revision,
+        return AutoTokenizer.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code,
                                              local_files_only=not hub_reachable())
 
 
@@ -286,18 +317,20 @@ def remove_model(folder: str | Path, *, save_models: str, weights: str) -> Path:
     return folder
 
 
-def load_encoder(name: str, *, revision: str | None = None):
-    """The bare encoder (``AutoModel``) of a checkpoint, in eval mode; heads are dropped."""
+def load_encoder(name: str, *, revision: str | None = None, trust_remote_code: bool = False):
+    """The bare encoder (``AutoModel``) of a checkpoint, in eval mode; heads are dropped.
+    ``trust_remote_code`` (``encoder.trust_remote_code``) lets a model with its own code load."""
     from transformers import AutoModel
 
     ensure_present(name)
     with quiet_transformers():
-        model = AutoModel.from_pretrained(name, revision=revision, local_files_only=not hub_reachable())
+        model = AutoModel.from_pretrained(name, revision=revision, trust_remote_code=trust_remote_code,
+                                          local_files_only=not hub_reachable())
     return model.eval()
 
 
 def load_classifier(name: str, *, num_labels: int, seed: int, label_names: tuple[str, ...] | None = None,
-                    revision: str | None = None):
+                    revision: str | None = None, trust_remote_code: bool = False):
     """An ``AutoModelForSequenceClassification`` on the encoder in ``name``.
 
     When ``name`` holds an encoder only (see :func:`save_encoder`), the head is freshly initialised
@@ -315,12 +348,12 @@ def load_classifier(name: str, *, num_labels: int, seed: int, label_names: tuple
     with quiet_transformers():
         return AutoModelForSequenceClassification.from_pretrained(
             name, num_labels=num_labels, revision=revision, local_files_only=not hub_reachable(),
-            **kwargs,
+            trust_remote_code=trust_remote_code, **kwargs,
         )
 
 
 def load_nli_start(pretrained: str, encoder: str | None, *, seed: int, label_names: tuple[str, ...],
-                   revision: str | None = None):
+                   revision: str | None = None, trust_remote_code: bool = False):
     """The starting point of an MNLI model F_t: the same for every condition but its encoder layers.
 
     The classifier is built on P (``pretrained``), so its head is initialised from ``seed`` and its
@@ -331,10 +364,11 @@ def load_nli_start(pretrained: str, encoder: str | None, *, seed: int, label_nam
     Raises ``DataError`` when the intermediate encoder does not fit P's architecture.
     """
     model = load_classifier(pretrained, num_labels=len(label_names), label_names=label_names, seed=seed,
-                            revision=revision)
+                            revision=revision, trust_remote_code=trust_remote_code)
     if encoder is None:
         return model
-    trained = {k: v for k, v in load_encoder(encoder).state_dict().items() if not k.startswith("pooler.")}
+    trained = {k: v for k, v in load_encoder(encoder, trust_remote_code=trust_remote_code).state_dict().items()
+               if not k.startswith("pooler.")}
     missing, unexpected = model.base_model.load_state_dict(trained, strict=False)
     if unexpected or [k for k in missing if not k.startswith("pooler.")]:
         raise DataError(f"{encoder}: the intermediate encoder does not fit P's architecture "
@@ -349,19 +383,20 @@ _HEADS = {"single": "AutoModelForSequenceClassification", "pair": "AutoModelForS
 
 
 def load_task_model(name: str, *, task_format: str, label_names: tuple[str, ...], seed: int,
-                    revision: str | None = None):
+                    revision: str | None = None, trust_remote_code: bool = False):
     """The encoder in ``name`` with a fresh, seeded head for a task of ``task_format``: a
     classifier, a multiple-choice scorer (one score per choice) or a span (start/end) head; the
     alignment formats get the bare encoder."""
     if task_format in ("single", "pair"):
         return load_classifier(name, num_labels=len(label_names), label_names=label_names, seed=seed,
-                               revision=revision)
+                               revision=revision, trust_remote_code=trust_remote_code)
     import transformers
 
     auto = getattr(transformers, _HEADS[task_format])
     torch.manual_seed(seed)
     with quiet_transformers():
-        return auto.from_pretrained(name, revision=revision, local_files_only=not hub_reachable())
+        return auto.from_pretrained(name, revision=revision, local_files_only=not hub_reachable(),
+                                    trust_remote_code=trust_remote_code)
 
 
 def save_encoder(model, tokenizer, folder: str | Path) -> Path:

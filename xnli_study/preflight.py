@@ -45,7 +45,7 @@ def _file_problems(config: StudyConfig) -> list[str]:
         path = config.data_path(value)
         found = {"folder": path.is_dir(), "file": path.is_file(), "file or folder": path.exists()}[kind]
         if not found:
-            problems.append(f"{key}: {kind} {str(path)!r} not found")
+            problems.append(f"{key}: {kind} {str(path)!r} not found{config.relative_to(value)}")
     return problems
 
 

@@ -8,6 +8,7 @@ the manifest is written again after each stage, once the run has downloaded it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -20,6 +21,13 @@ _BLOCK = 1 << 20
 
 
 def sha256_file(path: str | Path) -> str:
+    """The file's SHA-256, computed once per process for each (path, size, modification time)."""
+    stat = Path(path).stat()
+    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(_BLOCK), b""):

@@ -55,7 +55,7 @@ def inspect_data(run) -> dict[str, pd.DataFrame]:
              for name in config.intermediate_conditions}
 
     name = prepare_pretrained(config)  # the tiny encoder: pretrained once, cached by content
-    tokenizer = load_tokenizer(name, revision=config.encoder.revision)
+    tokenizer = load_tokenizer(name, revision=config.encoder.revision, trust_remote_code=config.encoder.trust_remote_code)
 
     counts, lengths = [], []
     unk = tokenizer.unk_token_id
@@ -216,7 +216,8 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
     units, todo = pending_units(run)
     if todo:
         p_name = prepare_pretrained(config)
-        tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
+        tokenizer = load_tokenizer(p_name, revision=config.encoder.revision,
+                                   trust_remote_code=config.encoder.trust_remote_code)
         # each task is read once, not once per seed (parallel_align also reads XNLI for its overlap check)
         task_data = {cond: load_task(cond, config, run_dir=run_dir) for cond in dict.fromkeys(u.condition for u in todo)}
     for unit in tqdm(todo, desc="intermediate tasks", disable=not todo):
@@ -225,8 +226,8 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
         data = task_data[cond]
         train, held = heldout_split(data, spec, seed)
         log.info("intermediate %s, seed %d: %d training examples", cond, seed, len(train))
-        model = load_task_model(p_name, task_format=spec.format, label_names=spec.label_names,
-                                seed=seed, revision=config.encoder.revision)
+        model = load_task_model(p_name, task_format=spec.format, label_names=spec.label_names, seed=seed,
+                                revision=config.encoder.revision, trust_remote_code=config.encoder.trust_remote_code)
         contrastive = None
         if spec.is_alignment:
             contrastive = (alignment_layer(spec, config, model), config.task_data(cond).temperature)
@@ -292,7 +293,8 @@ def _heldout_retrieval(model, p_name: str, tokenizer, held: pd.DataFrame, layer:
     settings = config.training.intermediate
     scores = {}
     for key, encoder in (("heldout_accuracy", model),
-                         ("heldout_pretrained", load_encoder(p_name, revision=config.encoder.revision))):
+                         ("heldout_pretrained", load_encoder(p_name, revision=config.encoder.revision,
+                                                             trust_remote_code=config.encoder.trust_remote_code))):
         embed = layer_embedder(encoder, tokenizer, layer=layer, max_length=settings.max_length,
                                batch_size=settings.eval_batch_size, device=pick_device(config.device))
         table = pair_retrieval(embed, held)
@@ -325,7 +327,8 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
     devices = world_size()
     if todo:
         p_name = prepare_pretrained(config)
-        tokenizer = load_tokenizer(p_name, revision=config.encoder.revision)
+        tokenizer = load_tokenizer(p_name, revision=config.encoder.revision,
+                                   trust_remote_code=config.encoder.trust_remote_code)
         mnli = nli_as_pairs(load_mnli(config, run_dir=run_dir))
         dev = load_xnli(config, split="dev", run_dir=run_dir)
         dev_en = nli_as_pairs(dev[dev["lang"] == "en"])
@@ -339,8 +342,8 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
     for unit in tqdm(todo, desc="MNLI fine-tuning + XNLI", disable=not todo):
         cond, seed = unit.condition, unit.seed
         encoder = None if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
-        model = load_nli_start(p_name, encoder, seed=seed, label_names=NLI_LABELS,
-                               revision=config.encoder.revision)
+        model = load_nli_start(p_name, encoder, seed=seed, label_names=NLI_LABELS, revision=config.encoder.revision,
+                               trust_remote_code=config.encoder.trust_remote_code)
         started = time.perf_counter()
         result = fine_tune(model=model, tokenizer=tokenizer, train=mnli, seed=seed,
                            settings=settings, device=config.device, eval_frame=dev_en,
@@ -403,7 +406,7 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
         path = checkpoint_path(config, run_dir, unit)
         emb = al.cached_embeddings(path, probe, cache_dir=RunFolder(run_dir).embeddings_cache,
                                    batch_size=a.batch_size, max_length=a.max_length,
-                                   device=config.device,
+                                   device=config.device, trust_remote_code=config.encoder.trust_remote_code,
                                    revision=config.encoder.revision if unit.checkpoint == "pretrained" else None)
         n_layers = next(iter(emb.values())).shape[0] - 1
         layers = list(range(n_layers + 1)) if a.layers == "all" else [l for l in a.layers if l <= n_layers]
@@ -416,7 +419,7 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
             frames.append(al.language_id_by_layer(emb, layers=layers, rows=keep, seed=a.seed).assign(**keys))
         if removable(unit.checkpoint, config.training.save_models) and removed_note(path) is None:
             remove_model(path, save_models=config.training.save_models,
-                         weights=weights_fingerprint(load_encoder(path)))
+                         weights=weights_fingerprint(load_encoder(path, trust_remote_code=config.encoder.trust_remote_code)))
         finish_unit(run, unit, started=started, outputs=[], data={"n_layers": n_layers},
                     tables={"metrics": pd.concat(frames, ignore_index=True)})
     data, frames = unit_results(run, units, "metrics")

@@ -36,6 +36,7 @@ from typing import Callable, Literal
 import pandas as pd
 
 from .data import (ReadReport, check_label_names, load_xnli, nli_as_pairs, nli_from_hub_dataset, read_nli_jsonl,
+                   readable_text,
                    read_xnli_mt, sample_folder, subsample, text_lines, xnli_mt_rows)
 from .errors import DataError
 from .hub import require_hub
@@ -138,6 +139,8 @@ def _int_labels(values: pd.Series, path: Path) -> pd.Series:
 def read_glue_single_tsv(path: Path, *, report: ReadReport | None = None, languages=None) -> pd.DataFrame:
     """GLUE single-sentence TSV with a header holding ``sentence`` and ``label``."""
     frame = _read_tsv(path, header=True)
+    if "sentence" in frame.columns and "label" not in frame.columns:
+        raise DataError(f"{path} has no label column (a GLUE test file carries none); train on train.tsv or dev.tsv")
     if not {"sentence", "label"} <= set(frame.columns):
         raise DataError(f"{path}: expected a header with 'sentence' and 'label', found {list(frame.columns)}")
     if report is not None:
@@ -718,7 +721,8 @@ def load_task(name: str, config, *, run_dir: str | Path, report: ReadReport | No
         frame = spec.read_local(spec.sample_path(sample_folder(config, run_dir)), report=report,
                                 languages=config.languages)
     elif settings.source == "local":
-        frame = _local(spec, config.data_path(settings.path), languages=config.languages, report=report)
+        with readable_text(f"tasks.{name}.path", config.data_path(settings.path)):
+            frame = _local(spec, config.data_path(settings.path), languages=config.languages, report=report)
     else:
         frame = _hub(spec, languages=config.languages, report=report, max_rows=settings.max_examples)
     if spec.is_alignment:

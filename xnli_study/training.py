@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import shutil
 import tempfile
@@ -26,6 +27,8 @@ from .files import atomic_dir
 from .models import freeze_lower_layers, pick_device, quiet_transformers
 from .qa import context_offsets, span_windows
 from .tasks import ALIGNMENT_FORMATS
+
+log = logging.getLogger("xnli_study")
 
 
 @dataclass
@@ -388,6 +391,9 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     # a log line falls on every checkpoint, so a resumed run logs the same mean losses
     args.logging_steps = max(d for d in range(1, 11) if math.gcd(eval_every, save_every) % d == 0)
     resume = last_checkpoint(out) if resumable else None
+    if resume is not None:
+        log.info("resuming from %s of an interrupted run (optimizer, scheduler, random state and batch order "
+                 "restored)", resume.name)
     try:
         with quiet_transformers():
             trainer_class, extra = Trainer, {}
@@ -404,7 +410,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
             replace_progress(trainer, progress)
             trainer.add_callback(checkpoint_saved(fault_point))
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-        log = pd.DataFrame(trainer.state.log_history)
+        history = pd.DataFrame(trainer.state.log_history)
         best_step = None
         if select_best and eval_ds is not None:
             if not trainer.state.best_model_checkpoint:
@@ -415,7 +421,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
             best_step = int(Path(trainer.state.best_model_checkpoint).name.split("-")[-1])
         # drop the mixed-precision forward wrapper: the returned model is a plain fp32 model
         model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
-        return TrainResult(model=model.eval(), log=_tidy_log(log), best_step=best_step,
+        return TrainResult(model=model.eval(), log=_tidy_log(history), best_step=best_step,
                            best_metric=trainer.state.best_metric if select_best else None)
     finally:
         if tmp is not None:

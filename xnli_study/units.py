@@ -17,6 +17,7 @@ from typing import Any
 
 from .config import StudyConfig, settings_hash
 from .files import read_json, write_json
+from .provenance import local_data
 from .runfolder import RunFolder
 from .stages import STAGE_BY_NAME, now
 from .tasks import get_task
@@ -57,6 +58,23 @@ def unit_name(condition: str, seed: int, checkpoint: str | None = None) -> str:
     return "-".join(([checkpoint] if checkpoint else []) + [condition, f"seed{seed}"])
 
 
+#: the local files (by the params key that names them) each kind of unit reads
+INPUTS = {"intermediate": ("encoder.name",), "alignment_task": ("xnli.path", "xnli.labels_from"),
+          "transfer": ("encoder.name", "mnli.path", "xnli.path", "xnli.labels_from"),
+          "alignment": ("encoder.name", "xnli.path", "xnli.labels_from")}
+
+
+def input_digests(config: StudyConfig) -> dict[str, str]:
+    """A digest of the content of each local data file or folder, and of a local encoder folder,
+    that the params name, by the params key naming it: units that read a file run again when it
+    changes, though no setting did."""
+    return {key: settings_hash(entry["sha256"]) for key, entry in local_data(config).items()}
+
+
+def _inputs(digests: dict[str, str], keys) -> dict[str, str]:
+    return {f"inputs.{key}": digests[key] for key in keys if key in digests}
+
+
 def _stage_settings(config: StudyConfig, stage: str, *, drop: tuple[str, ...]) -> dict[str, Any]:
     reads = tuple(r for r in STAGE_BY_NAME[stage].reads if r not in ("conditions", "seeds", "tasks") + drop)
     return config.settings(reads)
@@ -73,24 +91,29 @@ def _task_settings(config: StudyConfig, condition: str) -> dict[str, Any]:
     return {prefix + k: v for k, v in config.task_data(condition).model_dump().items()}
 
 
-def plan_units(config: StudyConfig) -> dict[str, list[Unit]]:
-    """Every unit of the params, by stage, in the order the stages run them."""
+def plan_units(config: StudyConfig, digests: dict[str, str] | None = None) -> dict[str, list[Unit]]:
+    """Every unit of the params, by stage, in the order the stages run them. ``digests``: the
+    content digests of the local files (:func:`input_digests`, computed when not given)."""
+    digests = input_digests(config) if digests is None else digests
     intermediate = {}
     for cond in config.intermediate_conditions:
-        drop = () if get_task(cond).is_alignment else ALIGNMENT_TASK_READS
-        settings = {**_stage_settings(config, "intermediate", drop=drop), **_task_settings(config, cond)}
+        aligning = get_task(cond).is_alignment
+        drop = () if aligning else ALIGNMENT_TASK_READS
+        files = INPUTS["intermediate"] + (f"tasks.{cond}.path",) + (INPUTS["alignment_task"] if aligning else ())
+        settings = {**_stage_settings(config, "intermediate", drop=drop), **_task_settings(config, cond),
+                    **_inputs(digests, files)}
         for seed in config.seeds:
             unit = Unit("intermediate", unit_name(cond, seed), cond, seed, settings=settings)
             intermediate[(cond, seed)] = unit
     transfer = {}
-    base = _stage_settings(config, "transfer", drop=())
+    base = {**_stage_settings(config, "transfer", drop=()), **_inputs(digests, INPUTS["transfer"])}
     for cond in config.conditions:
         for seed in config.seeds:
             before = intermediate.get((cond, seed))
             upstream = {before.label: before.key} if before else {}
             transfer[(cond, seed)] = Unit("transfer", unit_name(cond, seed), cond, seed, settings=base,
                                           upstream=upstream)
-    measured = _stage_settings(config, "alignment", drop=())
+    measured = {**_stage_settings(config, "alignment", drop=()), **_inputs(digests, INPUTS["alignment"])}
     alignment = [Unit("alignment", "pretrained", "-", None, checkpoint="pretrained", settings=measured)]
     for kind, built_on in (("intermediate", intermediate), ("final", transfer)):
         for (cond, seed), before in built_on.items():
@@ -137,6 +160,7 @@ def _why_new(folder: RunFolder, unit: Unit, siblings: list[Unit]) -> str:
 def _why_changed(record: dict, unit: Unit) -> str:
     old, new = record.get("settings", {}), unit.settings
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    changed = [f"the file of {k.removeprefix('inputs.')}" if k.startswith("inputs.") else k for k in changed]
     if changed:
         more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
         return f"{', '.join(changed[:3])}{more} changed"
