@@ -175,6 +175,14 @@ CASES = [
     Case("checkpoint-every-zero", "check", 2, "checkpoint_every", setting("training.intermediate.checkpoint_every", 0)),
     Case("mnli-checkpoint-steps", "check", 2, "mnli.checkpoint_every",
          setting("training.mnli.checkpoint_every", 50)),
+    Case("freeze-beyond-depth", "check", 2, "training.mnli.freeze_layers: 7",
+         setting("training.mnli.freeze_layers", 7)),
+    Case("freeze-above-aligned-layer", "check", 2, "nothing would train",
+         both(setting("conditions", ["none", "parallel_align"]),
+              setting("tasks", {"parallel_align": {"source": "local", "path": "data/xnli", "layer": 1}}),
+              setting("training.intermediate.freeze_layers", 2))),
+    Case("checkpoint-every-true", "check", 2, "true is not an interval",
+         setting("training.intermediate.checkpoint_every", True)),
     Case("output-dir-a-file", "run", 2, "is a file",
          lambda p, f: ((f / "out-file").write_text("x"), p.update(output_dir=str(f / "out-file")))),
     Case("output-dir-not-writable", "run", 2, "cannot be written", lambda p, f: p.update(output_dir=read_only(f))),
@@ -264,9 +272,18 @@ def test_bad_input_gives_one_line_the_exit_code_and_nothing_marked_done(case, fi
         code = exit_.code
     seconds = time.monotonic() - started
     err = capsys.readouterr().err
-    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    lines = err.splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
     assert code == case.code, f"{case.id}: exit {code}, stderr:\n{err}"
     assert len(errors) == 1, f"{case.id}: expected one error line, got:\n{err}"
+    # the error is the last thing printed: one line, and for a stage that failed in its notebook,
+    # the executed notebook that shows the details
+    tail = lines[lines.index(errors[0]):]
+    if "failed:" in errors[0]:
+        assert len(tail) == 2 and tail[1].startswith("  the executed notebook shows the error: "), tail
+        assert Path(tail[1].split(": ", 1)[1]).is_file()
+    else:
+        assert len(tail) == 1, f"{case.id}: {tail}"
     assert "Traceback" not in err, f"{case.id}: {err}"
     assert case.fragment in err, f"{case.id}: {err!r} lacks {case.fragment!r}"
     if "offline" in case.tags:

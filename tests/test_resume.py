@@ -50,9 +50,11 @@ def weights(model) -> dict:
 CASES = {
     # MNLI-like: evaluation on a dev set, the best checkpoint selected, length-grouped batches
     "selected": dict(fmt="pair", select_best=True, settings=dict(evals_per_epoch=2), kill_at=3),
-    # an intermediate task without selection, a checkpoint every 3 steps (8 steps an epoch): the
-    # kill lands inside the second epoch, whose batch order must be drawn again as it was
-    "every-3-steps": dict(fmt="pair", select_best=False, settings=dict(checkpoint_every=3), kill_at=4),
+    # an intermediate task without selection, a checkpoint every 3 steps, rounded up to the log
+    # interval (4: 8 steps an epoch, 2 evaluation intervals): the kill lands at step 12, inside the
+    # second epoch, whose batch order must be drawn again as it was
+    "every-3-steps": dict(fmt="pair", select_best=False, settings=dict(checkpoint_every=3, evals_per_epoch=2),
+                          kill_at=3),
     # an alignment task: random batches (in-batch negatives), no evaluation
     "alignment": dict(fmt="parallel", select_best=False, settings=dict(checkpoint_every=5), kill_at=2),
 }

@@ -2,12 +2,14 @@
 or a setting only some units read reruns only those units, and a rerun says why each one runs."""
 
 import copy
+import time
 
 import pytest
 import yaml
 
 from xnli_study import study, units
 from xnli_study.config import parse_params
+from xnli_study.files import write_json
 from xnli_study.runfolder import RunFolder
 
 
@@ -54,11 +56,18 @@ def test_a_setting_changes_only_the_units_that_read_it_and_those_built_on_them(s
                     for stage, kind in (("intermediate", ""), ("transfer", ""), ("alignment", "intermediate-"),
                                         ("alignment", "final-"))}
 
-    # only the alignment task reads the XNLI settings in the intermediate stage
-    xnli = changed(smoke, lambda d: d["xnli"].update(sample_items=240))
-    assert not {u for u in xnli if u.startswith("intermediate/sst2")}
-    assert {u for u in xnli if u.startswith("intermediate/")} == {"intermediate/parallel_align-seed0",
-                                                                  "intermediate/parallel_align-seed1"}
+    # only the alignment task reads the XNLI settings and the languages in the intermediate stage
+    for edit in (lambda d: d["xnli"].update(max_items=100), lambda d: d.update(languages=["en", "fr", "de"])):
+        moved = changed(smoke, edit)
+        assert {u for u in moved if u.startswith("intermediate/")} == {"intermediate/parallel_align-seed0",
+                                                                       "intermediate/parallel_align-seed1"}
+    # the sample's size changes the pretrained P (pretrained on the sample): every unit is built on it
+    assert changed(smoke, lambda d: d["xnli"].update(sample_items=240)) == set(keys(smoke))
+    # the headline layer the smoke encoder resolves "auto" to: nothing changes
+    assert not changed(smoke, lambda d: d["alignment"].update(headline_layer=2))
+    moved = changed(smoke, lambda d: d["alignment"].update(headline_layer=1))
+    assert {u.split("/")[1] for u in moved if not u.startswith("alignment/")} == {
+        "parallel_align-seed0", "parallel_align-seed1"}  # parallel_align's default layer moved
 
     probe = changed(smoke, lambda d: d["alignment"].update(max_sentences=100))
     assert probe and all(label.startswith("alignment/") for label in probe)
@@ -81,7 +90,13 @@ def test_a_rerun_says_why_each_unit_runs(smoke, tmp_path):
     edited = copy.deepcopy(smoke)
     edited["seeds"] = [0, 1, 2]
     edited["training"]["mnli"]["learning_rate"] = 1e-4
-    todo, why = units.describe(tmp_path, units.stage_units(parse_params(edited, base_dir="."), "transfer"))
+    new_plan = units.stage_units(parse_params(edited, base_dir="."), "transfer")
+    # a run that stopped before seed 2's units: they are not run yet, not "new"
+    _, why = units.describe(tmp_path, [u for u in new_plan if u.seed == 2])
+    assert why == ["not run yet: none-seed2, sst2-seed2, parallel_align-seed2"]
+    # after a complete stage for seeds 0 and 1, seed 2 is new
+    write_json(RunFolder(tmp_path).record("transfer"), {"settings": config.settings(("seeds", "conditions"))})
+    todo, why = units.describe(tmp_path, new_plan)
     assert len(todo) == 9
     assert why == ["training.mnli.learning_rate changed: none-seed0, none-seed1, sst2-seed0, sst2-seed1, "
                    "parallel_align-seed0, parallel_align-seed1",
@@ -97,6 +112,18 @@ def test_a_rerun_says_why_each_unit_runs(smoke, tmp_path):
     edited["tasks"]["sst2"]["max_examples"] = 500
     unit = next(u for u in units.stage_units(parse_params(edited, base_dir="."), "transfer") if u.name == "sst2-seed0")
     assert units.unit_status(tmp_path, unit) == "intermediate/sst2-seed0 changed"
+
+
+def test_a_unit_built_on_a_unit_trained_again_runs_again(smoke, tmp_path):
+    plan = units.plan_units(parse_params(copy.deepcopy(smoke), base_dir="."))
+    first, built_on = plan["intermediate"][0], plan["transfer"][2]
+    assert built_on.upstream == {first.label: first.key}
+    units.write_unit(tmp_path, first, outputs=[], data={}, seconds=0.0)
+    units.write_unit(tmp_path, built_on, outputs=[], data={}, seconds=0.0)
+    assert units.unit_status(tmp_path, built_on) is None
+    time.sleep(0.01)  # records are timed to the millisecond
+    units.write_unit(tmp_path, first, outputs=[], data={}, seconds=0.0)  # --force, same settings
+    assert units.unit_status(tmp_path, built_on) == "intermediate/sst2-seed0 ran again"
 
 
 def test_a_record_is_written_only_when_its_outputs_exist(smoke, tmp_path):
@@ -125,11 +152,11 @@ def test_a_changed_data_file_reruns_the_units_that_read_it(smoke, tmp_path):
     (tmp_path / "mnli.jsonl").write_text('{"premise": "a", "hypothesis": "b", "label": "neutral"}\n')
     (tmp_path / "sst2.tsv").write_text("sentence\tlabel\nfine .\t1\n")
     before = units.plan_units(parse_params(copy.deepcopy(data), base_dir="."))
-    (tmp_path / "mnli.jsonl").write_text('{"premise": "a", "hypothesis": "c", "label": "neutral"}\n')
+    (tmp_path / "mnli.jsonl").write_text('{"premise": "a", "hypothesis": "c d", "label": "neutral"}\n')
     after = units.plan_units(parse_params(copy.deepcopy(data), base_dir="."))
     moved = {u.label for stage in after for u, v in zip(after[stage], before[stage]) if u.key != v.key}
     assert moved == {f"transfer/{c}-seed{s}" for c in ("none", "sst2", "parallel_align") for s in (0, 1)} | {
         f"alignment/final-{c}-seed{s}" for c in ("none", "sst2", "parallel_align") for s in (0, 1)}
     unit = before["transfer"][0]
     units.write_unit(tmp_path, unit, outputs=[], data={}, seconds=0.0)
-    assert units.unit_status(tmp_path, after["transfer"][0]) == "the file of mnli.path changed"
+    assert units.unit_status(tmp_path, after["transfer"][0]) == "the content of mnli.path changed"

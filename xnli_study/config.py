@@ -217,6 +217,8 @@ class StageTrainingConfig(_Strict):
     @field_validator("checkpoint_every", mode="before")
     @classmethod
     def _off_unquoted(cls, value):
+        if value is True:
+            raise ValueError("true is not an interval; give a number of optimizer steps, 'eval' or 'off'")
         return "off" if value is False else value  # YAML reads a bare off as false
 
     @field_validator("checkpoint_every")

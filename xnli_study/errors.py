@@ -25,3 +25,7 @@ class HubUnavailableError(StudyError):
 
 class StageNotReadyError(StudyError):
     """A stage was started before the stages it needs have completed."""
+
+
+class UnitsFailed(StudyError):
+    """Units of a stage failed; the others completed and are kept, and a rerun retries the failed."""

@@ -243,6 +243,21 @@ def encoder_depth(config, name: str) -> int | None:
         return known.get("num_hidden_layers") or known.get("n_layers")
 
 
+def known_depth(config) -> int | None:
+    """The encoder's number of layers where it is known without the network or loading a model:
+    the tiny encoder's settings, a local folder's ``config.json``, the architectures written in
+    :mod:`xnli_study.architectures`; else None."""
+    name = config.encoder.name
+    if name == "tiny":
+        return config.encoder.tiny.num_layers
+    folder = package_model_folder(name) if name.startswith("package:") else config.path(name)
+    if (folder / "config.json").is_file():
+        data = json.loads((folder / "config.json").read_text())
+        return data.get("num_hidden_layers") or data.get("n_layers")
+    known = KNOWN_ARCHITECTURES.get(name, {})
+    return known.get("num_hidden_layers") or known.get("n_layers")
+
+
 def package_model_folder(name: str) -> Path:
     """The folder of a model shipped inside an installed Python package: ``package:<pkg>/<folder>``."""
     import importlib.util
@@ -304,8 +319,10 @@ def ensure_present(name: str | Path) -> None:
     note = removed_note(name)
     if note is not None:
         raise DataError(f"{name}: this model was removed once its alignment was measured "
-                        f"(training.save_models: {note['save_models']}); to use it again, train it again: "
-                        "xnli-study run --params <params> --force, with training.save_models: all to keep it")
+                        f"(training.save_models: {note['save_models']}); to use it again, train it again: delete "
+                        "the record of the unit that trained it (units/<stage>/<condition>-seed<k>/record.json "
+                        "in the run folder) and run the same command, which trains that unit alone; "
+                        "training.save_models: all keeps every model")
 
 
 def remove_model(folder: str | Path, *, save_models: str, weights: str) -> Path:

@@ -68,6 +68,7 @@ def render_report(run_dir: str | Path, config=None) -> Path:
         if not folder.params.is_file():
             raise StudyError(f"{folder.root} is not a run folder (it has no {folder.params.name}); "
                              "run the study first")
+        check_version(folder)
         config = at_run_dir(load_params(folder.params), folder.root)
     started = time.perf_counter()
     folder.record("render").unlink(missing_ok=True)
@@ -139,18 +140,31 @@ def clear_caches(config) -> list[Path]:
 
 def check_version(folder: RunFolder) -> None:
     """Refuse a run folder written by another version of the tool: its records cannot be trusted."""
-    marks = [p for p in (folder.manifest, folder.record("data").parent) if p.exists()]
-    if not marks:
+    if not folder.manifest.exists():
         return
     try:
         version = read_json(folder.manifest).get("run_folder_version", 1)
     except (OSError, ValueError, AttributeError):
-        version = 1
+        raise StudyError(f"{folder.manifest} cannot be read (a run killed while writing it, or edited by "
+                         "hand); delete that run folder or run into another (--out)") from None
     if version != RUN_FOLDER_VERSION:
         raise StudyError(
             f"run folder {folder.root} was written by another version of xnli-study (run folder version "
             f"{version}; this one writes version {RUN_FOLDER_VERSION}), so its records cannot be trusted; "
             "run into a new folder (--out, or another run_name) or delete that one")
+
+
+def stale_checkpoints(folder: RunFolder, config) -> list[Path]:
+    """Training checkpoints no rerun will resume from: those of units complete for these params,
+    and of units these params no longer have (a dropped condition or seed)."""
+    stale = []
+    for stage in UNIT_STAGES:
+        planned = {u.name: u for u in stage_units(config, stage)}
+        for path in sorted(folder.units(stage).glob(f"*/{folder.unit(stage, '-', 'checkpoints').name}")):
+            unit = planned.get(path.parent.name)
+            if unit is None or unit_status(folder.root, unit) is None:
+                stale.append(path)
+    return stale
 
 
 def say_units(folder: RunFolder, config, stage: str, *, force: bool) -> None:
@@ -184,6 +198,7 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
     for name in selected:
         get_stage(name)
     preflight(config)
+    check_version(folder)
     missing = missing_upstream(config, folder.root, selected)
     if missing:
         out_arg = f" --out {folder.root}" if out else ""
@@ -191,7 +206,6 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             f"stage(s) {', '.join(selected)} need {', '.join(missing)}, not complete in {folder.root}; "
             f"run them too: xnli-study run --params {params_path}{out_arg} --stages "
             f"{' '.join(s.name for s in STAGES if s.name in set(missing) | set(selected))}")
-    check_version(folder)
     notebooks = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     kernel = ensure_kernel()
     if rebuild_caches:
@@ -202,6 +216,9 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
     shutil.rmtree(folder.scratch, ignore_errors=True)  # temporary checkpoints a killed run left behind
     for path in remove_partial(folder.root):  # half-written files a killed run left behind
         log.info("removed a half-written file a killed run left: %s", folder.relative(path))
+    for path in stale_checkpoints(folder, config):
+        shutil.rmtree(path, ignore_errors=True)
+        log.info("removed the training checkpoints of a unit that needs none: %s", folder.relative(path))
     write_text(folder.params, config.to_yaml())
     manifest = manifest_base(config)  # a new run: no "interrupted" entry until this one is
     manifest["data_files"] = local_data(config)  # SHA-256 of every local data file the params name

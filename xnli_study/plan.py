@@ -312,10 +312,10 @@ def disk_plan(config: StudyConfig, arch: Architecture, units: pd.DataFrame, *, s
         {"what": "embedding cache (float16, every layer)", "count": 1 + n_inter + n_final,
          "peak_bytes": embeddings, "kept_bytes": embeddings},
         {"what": "tokenised data cache", "count": 1, "peak_bytes": tokenized, "kept_bytes": tokenized},
-        # the best and the last checkpoint; resumable ones (checkpoint_every) hold AdamW's two
-        # moments beside the weights
+        # the best and the last checkpoint; resumable ones (checkpoint_every) are the best and the
+        # last two, each holding AdamW's two moments beside the weights
         {"what": "training checkpoints (one unit at a time)", "count": 1,
-         "peak_bytes": 2 * encoder * (3 if resumable(config) else 1), "kept_bytes": 0},
+         "peak_bytes": 3 * 3 * encoder if resumable(config) else 2 * encoder, "kept_bytes": 0},
     ]
     if config.encoder.name == "tiny":
         rows.append({"what": "pretrained tiny P (shared cache)", "count": 1, "peak_bytes": encoder,

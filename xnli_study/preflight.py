@@ -69,7 +69,26 @@ def _layer_problems(config: StudyConfig, name: str) -> list[str]:
         if resolved not in layers:
             problems.append(f"alignment.layers: {layers} leaves out the headline layer {resolved} "
                             f"(alignment.headline_layer: {layer}); add it or use layers: all")
+    for stage in ("intermediate", "mnli"):
+        frozen = getattr(config.training, stage).freeze_layers
+        if frozen - 1 > depth:
+            problems.append(f"training.{stage}.freeze_layers: {frozen} freezes layers 0..{frozen - 1}, but the "
+                            f"encoder has layers 0..{depth} (0 is the embeddings); freeze at most {depth + 1}")
+    frozen = config.training.intermediate.freeze_layers
+    for task in config.intermediate_conditions:
+        spec = get_task(task)
+        if spec.is_alignment and 0 <= layer_of(config, spec, depth) < frozen:
+            aligned = layer_of(config, spec, depth)
+            problems.append(f"training.intermediate.freeze_layers: {frozen} freezes every layer up to "
+                            f"tasks.{task}.layer ({aligned}): nothing would train; freeze at most {aligned}")
     return problems
+
+
+def layer_of(config: StudyConfig, spec, depth: int) -> int:
+    """The layer alignment task ``spec`` trains at, for an encoder of ``depth`` layers."""
+    headline = config.alignment.headline_layer
+    return spec.layer(config.task_data(spec.name), depth,
+                      headline_layer(headline if headline == "auto" or headline <= depth else "auto", depth))
 
 
 def _raise_first(problems: list[str]) -> None:

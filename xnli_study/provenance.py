@@ -12,7 +12,8 @@ import functools
 import hashlib
 from pathlib import Path
 
-from .config import StudyConfig, looks_like_path
+from .config import StudyConfig, looks_like_path, settings_hash
+from .models import tiny_key
 from .preflight import data_files
 from .tasks import get_task
 
@@ -21,13 +22,14 @@ _BLOCK = 1 << 20
 
 
 def sha256_file(path: str | Path) -> str:
-    """The file's SHA-256, computed once per process for each (path, size, modification time)."""
+    """The file's SHA-256, computed once per process for each version of the file (its inode,
+    size, and modification and change times)."""
     stat = Path(path).stat()
-    return _sha256(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+    return _sha256(str(Path(path).resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 @functools.lru_cache(maxsize=4096)
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
+def _sha256(path: str, inode: int, size: int, mtime_ns: int, ctime_ns: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(_BLOCK), b""):
@@ -54,6 +56,23 @@ def local_data(config: StudyConfig) -> dict[str, dict]:
         folder = config.path(config.encoder.name)
         if folder.is_dir():
             out["encoder.name"] = {"path": str(folder), "sha256": hash_tree(folder)}
+    return out
+
+
+def input_digests(config: StudyConfig) -> dict[str, str]:
+    """A digest of what each input the params name holds, by the params key naming it: every local
+    data file or folder and a local encoder folder (their content), the pretrained tiny P (its
+    content key) or a hub encoder (its commit in the local cache, once downloaded). Stages and
+    units that read an input run again when it changes, though no setting did."""
+    out = {key: settings_hash(entry["sha256"]) for key, entry in local_data(config).items()}
+    if config.encoder.name == "tiny":
+        out["encoder.tiny"] = tiny_key(config)
+    else:
+        for repo_type, repo_id, revision in hub_repos(config):
+            if repo_type == "model":
+                commit = cached_revision(repo_type, repo_id, revision)
+                if commit:
+                    out["encoder.name"] = commit
     return out
 
 

@@ -43,7 +43,7 @@ UNITS = Entry("units/<stage>/<unit>/",
               "tables, and while it trains, checkpoints/ to resume from (removed when it ends)")
 #: the files inside a unit's folder
 UNIT_FILES = {"record": "record.json", "log": "log.csv", "predictions": "predictions.parquet",
-              "metrics": "metrics.csv", "checkpoints": "checkpoints",
+              "metrics": "metrics.csv", "failed": "failed.json", "checkpoints": "checkpoints",
               "checkpoint_key": "checkpoints/unit-key.txt"}
 FIGURES = Entry("figures/<name>.png", "every figure as PNG")
 INTERMEDIATE = Entry("models/<task>/seed<k>/intermediate/", "I_t: the encoder only (the task head is dropped)")

@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, display
 
-from .config import NOT_FINGERPRINTED, StudyConfig, load_params
+from .config import NOT_FINGERPRINTED, StudyConfig, load_params, settings_hash
+from .provenance import input_digests
 from .errors import StageNotReadyError, StudyError
 from .files import read_json, read_table, save_figure, write_json, write_table, write_text
 from .runfolder import RunFolder
@@ -80,8 +81,25 @@ def read_record(run_dir: str | Path, stage: str) -> dict | None:
         return None
 
 
+#: the stages that read the data files and the encoder: their records hold a digest of each
+DATA_STAGES = ("data", "intermediate", "transfer", "alignment")
+#: the params' own prose, which only the report shows (no number depends on it)
+REPORT_TEXT = ("description", "limits")
+
+
+def stage_settings(config: StudyConfig, stage: str) -> dict:
+    """What a stage's results depend on: the settings it reads (:attr:`Stage.reads`), the content
+    of the inputs for the stages that read them, and for the report its prose."""
+    settings = config.settings(STAGE_BY_NAME[stage].reads)
+    if stage in DATA_STAGES:
+        settings.update({f"inputs.{k}": v for k, v in input_digests(config).items()})
+    if stage == "report":
+        settings.update({key: getattr(config, key) for key in REPORT_TEXT})
+    return settings
+
+
 def stage_fingerprint(config: StudyConfig, stage: str) -> str:
-    return config.fingerprint(STAGE_BY_NAME[stage].reads)
+    return settings_hash(stage_settings(config, stage))
 
 
 def stage_complete(run_dir: str | Path, stage: str, config: StudyConfig) -> bool:
@@ -94,13 +112,9 @@ def stage_status(run_dir: str | Path, stage: str, config: StudyConfig) -> str | 
     record = read_record(run_dir, stage)
     if not record:
         return "not run yet"
-    if record.get("fingerprint") != stage_fingerprint(config, stage):
-        old, new = record.get("settings", {}), config.settings(STAGE_BY_NAME[stage].reads)
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if not changed:
-            return "made by another version of the tool"
-        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
-        return f"{', '.join(changed[:3])}{more} changed"
+    settings = stage_settings(config, stage)
+    if record.get("fingerprint") != settings_hash(settings):
+        return changed_settings(record.get("settings", {}), settings)
     for need, finished in record.get("upstream", {}).items():
         upstream = read_record(run_dir, need)
         if not upstream or upstream.get("finished_at") != finished:
@@ -118,13 +132,23 @@ def write_record(run_dir: str | Path, stage: str, config: StudyConfig, *, output
         raise StudyError(f"stage {stage}: outputs missing: {', '.join(missing)}")
     record = {
         "stage": stage, "fingerprint": stage_fingerprint(config, stage),
-        "settings": config.settings(STAGE_BY_NAME[stage].reads), "finished_at": now(),
+        "settings": stage_settings(config, stage), "finished_at": now(),
         "seconds": round(seconds, 2),
         "upstream": {n: (read_record(run_dir, n) or {}).get("finished_at") for n in STAGE_BY_NAME[stage].needs},
         "outputs": outputs, "summary": summary or {},
     }
     write_json(folder.record(stage), record)
     return record
+
+
+def changed_settings(old: dict, new: dict) -> str:
+    """Why a record no longer holds: the settings (or inputs) that changed, a few named."""
+    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if not changed:
+        return "made by another version of the tool"
+    named = [f"the content of {k.removeprefix('inputs.')}" if k.startswith("inputs.") else k for k in changed]
+    more = f" (and {len(named) - 3} more)" if len(named) > 3 else ""
+    return f"{', '.join(named[:3])}{more} changed"
 
 
 def at_run_dir(config: StudyConfig, run_dir: str | Path | None) -> StudyConfig:

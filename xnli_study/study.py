@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from tqdm import tqdm
 
 from . import alignment as al
 from .data import ReadReport, load_mnli, load_xnli, nli_as_pairs
-from .errors import DataError
+from .errors import DataError, UnitsFailed
 from .evaluation import accuracy_table, mean_over_seeds, predict, predictions_table, transfer_summary
 from .languages import NLI_LABELS, encoder_label
 from .contrastive import layer_embedder, pair_retrieval
@@ -29,10 +30,11 @@ from .models import (load_encoder, load_nli_start, load_task_model, load_tokeniz
                      removed_note, save_encoder, save_model, weights_fingerprint)
 from .pretraining import prepare_pretrained
 from .qa import evaluate_spans
-from .files import read_table, write_table, write_text
+from .files import read_table, write_json, write_table, write_text
 from .runfolder import RunFolder
 from .tasks import get_task, load_task
 from .training import fine_tune, world_size
+from .stages import now
 from .units import Unit, describe, read_unit, stage_units, write_unit
 
 log = logging.getLogger("xnli_study")
@@ -192,6 +194,32 @@ def finish_unit(run, unit: Unit, *, started: float, outputs: list[Path], tables:
     shutil.rmtree(folder.unit(unit.stage, unit.name, "checkpoints"), ignore_errors=True)
 
 
+def run_units(run, units: list[Unit], todo: list[Unit], work, *, desc: str) -> None:
+    """``work(unit)`` for each unit to run. A unit that fails (an exception, out of memory, a
+    non-finite loss) is recorded as failed with its reason (``units/<stage>/<unit>/failed.json``)
+    and the others go on; then the stage fails naming every failed unit. A rerun runs only those
+    (the others are complete)."""
+    folder = RunFolder(run.run_dir)
+    failed: dict[str, str] = {}
+    for unit in tqdm(todo, desc=desc, disable=not todo):
+        note = folder.unit(unit.stage, unit.name, "failed")
+        note.unlink(missing_ok=True)
+        try:
+            work(unit)
+        except Exception as err:  # noqa: BLE001 - every failure of one unit is recorded, then reported
+            reason = " ".join(f"{type(err).__name__}: {err}".split())
+            write_json(note, {"unit": unit.label, "error": reason, "at": now(), "traceback": traceback.format_exc()})
+            log.error("unit %s failed: %s", unit.label, reason)
+            failed[unit.name] = reason
+    _remove_empty(folder.scratch)
+    if failed:
+        listed = "; ".join(f"{name} ({reason})" for name, reason in failed.items())
+        raise UnitsFailed(
+            f"{len(failed)} of {len(units)} units of stage {run.stage.name} failed: {listed}. The other units are "
+            "complete and kept; fix the cause and run the same command again: only the failed units run "
+            f"(details in {folder.relative(folder.units(run.stage.name))}/<unit>/failed.json)")
+
+
 def unit_results(run, units: list[Unit], table: str | None = None) -> tuple[list[dict], list[pd.DataFrame]]:
     """Every unit's data (from its record) and, with ``table``, its table; the unit's outputs
     become the stage's."""
@@ -220,7 +248,7 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
                                    trust_remote_code=config.encoder.trust_remote_code)
         # each task is read once, not once per seed (parallel_align also reads XNLI for its overlap check)
         task_data = {cond: load_task(cond, config, run_dir=run_dir) for cond in dict.fromkeys(u.condition for u in todo)}
-    for unit in tqdm(todo, desc="intermediate tasks", disable=not todo):
+    def train(unit: Unit) -> None:
         cond, seed = unit.condition, unit.seed
         spec = get_task(cond)
         data = task_data[cond]
@@ -253,7 +281,8 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
                **scores, "layer": contrastive[0] if contrastive else np.nan, "seconds": seconds}
         finish_unit(run, unit, started=started, outputs=[out], data={"result": row},
                     tables={"log": result.log.assign(condition=cond, seed=seed)})
-    _remove_empty(RunFolder(run_dir).scratch)
+
+    run_units(run, units, todo, train, desc="intermediate tasks")
     data, logs = unit_results(run, units, "log")
     log_table = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(
         columns=["condition", "seed", "step", "epoch", "loss"])
@@ -339,7 +368,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
             raise DataError(
                 f"XNLI {config.xnli.eval_split} has no labels (XTREME test files carry none); evaluate on "
                 "a labelled source or set xnli.eval_split: dev")
-    for unit in tqdm(todo, desc="MNLI fine-tuning + XNLI", disable=not todo):
+    def train(unit: Unit) -> None:
         cond, seed = unit.condition, unit.seed
         encoder = None if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
         model = load_nli_start(p_name, encoder, seed=seed, label_names=NLI_LABELS, revision=config.encoder.revision,
@@ -361,7 +390,8 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         finish_unit(run, unit, started=started, outputs=[out], data={"selection": row},
                     tables={"predictions": predictions_table(test, probs, condition=cond, seed=seed),
                             "log": result.log.assign(condition=cond, seed=seed)})
-    _remove_empty(RunFolder(run_dir).scratch)
+
+    run_units(run, units, todo, train, desc="MNLI fine-tuning + XNLI")
     data, predictions = unit_results(run, units, "predictions")
     logs = [read_table(RunFolder(run_dir).unit(u.stage, u.name, "log")) for u in units]
     preds = pd.concat(predictions, ignore_index=True)
@@ -401,7 +431,7 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     probe = al.probe_set(xnli, max_sentences=a.max_sentences, seed=a.seed)
     run.save_table("probe_set", probe)
     units, todo = pending_units(run)
-    for unit in tqdm(todo, desc="alignment checkpoints", disable=not todo):
+    def measure(unit: Unit) -> None:
         started = time.perf_counter()
         path = checkpoint_path(config, run_dir, unit)
         emb = al.cached_embeddings(path, probe, cache_dir=RunFolder(run_dir).embeddings_cache,
@@ -422,6 +452,8 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
                          weights=weights_fingerprint(load_encoder(path, trust_remote_code=config.encoder.trust_remote_code)))
         finish_unit(run, unit, started=started, outputs=[], data={"n_layers": n_layers},
                     tables={"metrics": pd.concat(frames, ignore_index=True)})
+
+    run_units(run, units, todo, measure, desc="alignment checkpoints")
     data, frames = unit_results(run, units, "metrics")
     n_layers = data[0]["n_layers"]
     table = pd.concat(frames, ignore_index=True)

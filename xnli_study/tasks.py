@@ -97,6 +97,13 @@ class TaskSpec:
     default_layer: Callable[[int, int], int] | None = None
 
     @property
+    def reads_languages(self) -> bool:
+        """Whether the task's data depends on the study's languages (translate-train text, parallel
+        pairs, lexicons, hub configs per language)."""
+        return (self.setting == "translate-train" or self.is_alignment
+                or any(h.config and "{lang}" in h.config for h in self.hub))
+
+    @property
     def num_labels(self) -> int:
         return len(self.label_names)
 

@@ -367,12 +367,15 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         eval_steps=1,  # set below, once the processes are counted
         save_strategy="steps" if saving else "no",
         save_steps=1,
-        save_total_limit=1,
+        # resumable: the last two, so that a run killed while saving the newest (after the Trainer
+        # has rotated out the older ones) still has a whole one to resume from
+        save_total_limit=2 if resumable else 1,
         save_only_model=not resumable,
         load_best_model_at_end=select_best and eval_ds is not None,
         metric_for_best_model="accuracy",
         greater_is_better=True,
         logging_steps=1,
+        logging_nan_inf_filter=False,  # a non-finite loss is logged as such, and stops the training
         report_to="none",
         disable_tqdm=not progress,
         use_cpu=dev.type == "cpu",
@@ -385,11 +388,14 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     # steps and evaluation intervals in optimizer steps over every process taking part
     plan = schedule(len(train_ds), settings, world_size=world_size(args))
     eval_every = plan.eval_every
+    # a log line every few steps, on every evaluation; checkpoints fall on log lines, so that a
+    # resumed run logs the same mean losses as an uninterrupted one
+    args.logging_steps = max(d for d in range(1, 11) if eval_every % d == 0)
     every = settings.checkpoint_every
-    save_every = every if isinstance(every, int) and not select_best else eval_every
+    save_every = eval_every
+    if isinstance(every, int) and not select_best:
+        save_every = math.ceil(every / args.logging_steps) * args.logging_steps
     args.eval_steps, args.save_steps = eval_every, save_every
-    # a log line falls on every checkpoint, so a resumed run logs the same mean losses
-    args.logging_steps = max(d for d in range(1, 11) if math.gcd(eval_every, save_every) % d == 0)
     resume = last_checkpoint(out) if resumable else None
     if resume is not None:
         log.info("resuming from %s of an interrupted run (optimizer, scheduler, random state and batch order "
@@ -445,10 +451,18 @@ def last_checkpoint(folder: str | Path) -> Path | None:
 
 
 def checkpoint_saved(fault_point: str | None):
-    """A callback that marks each checkpoint saved whole, then passes ``fault_point``."""
+    """A callback that stops a training whose loss is no longer finite, and marks each checkpoint
+    saved whole, then passes ``fault_point``."""
     from transformers import TrainerCallback
 
     class CheckpointSaved(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not math.isfinite(float(loss)):
+                raise FloatingPointError(
+                    f"non-finite training loss ({loss}) at step {state.global_step}; lower the learning rate, "
+                    "or train in fp32 (precision: fp32)")
+
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():

@@ -17,17 +17,24 @@ from typing import Any
 
 from .config import StudyConfig, settings_hash
 from .files import read_json, write_json
-from .provenance import local_data
+from .provenance import input_digests
 from .runfolder import RunFolder
-from .stages import STAGE_BY_NAME, now
+from .stages import STAGE_BY_NAME, changed_settings, now, read_record
+from .models import known_depth
+from .preflight import layer_of
 from .tasks import get_task
 
 #: stages made of units; the others are one piece of work each
 UNIT_STAGES = ("intermediate", "transfer", "alignment")
 
-#: settings of the intermediate stage that only the alignment tasks read (parallel_align drops
-#: pairs that hold an XNLI sentence and defaults to the headline layer; both read the languages)
-ALIGNMENT_TASK_READS = ("xnli", "languages", "alignment.headline_layer")
+#: settings of the intermediate stage that only some tasks read: the alignment tasks read XNLI
+#: (parallel_align drops pairs that hold an XNLI sentence) and the headline layer (their default
+#: layer, keyed as the layer it resolves to); the languages are read by the tasks whose data
+#: depends on them (``TaskSpec.reads_languages``)
+ALIGNMENT_TASK_READS = ("xnli", "alignment.headline_layer")
+#: alignment settings that change no measured value: the headline layer is chosen when the
+#: stage's tables are put together, and the batch size only groups the forward passes
+NOT_MEASURED = ("alignment.headline_layer", "alignment.batch_size")
 
 
 @dataclass(frozen=True)
@@ -59,16 +66,9 @@ def unit_name(condition: str, seed: int, checkpoint: str | None = None) -> str:
 
 
 #: the local files (by the params key that names them) each kind of unit reads
-INPUTS = {"intermediate": ("encoder.name",), "alignment_task": ("xnli.path", "xnli.labels_from"),
-          "transfer": ("encoder.name", "mnli.path", "xnli.path", "xnli.labels_from"),
-          "alignment": ("encoder.name", "xnli.path", "xnli.labels_from")}
-
-
-def input_digests(config: StudyConfig) -> dict[str, str]:
-    """A digest of the content of each local data file or folder, and of a local encoder folder,
-    that the params name, by the params key naming it: units that read a file run again when it
-    changes, though no setting did."""
-    return {key: settings_hash(entry["sha256"]) for key, entry in local_data(config).items()}
+INPUTS = {"intermediate": ("encoder.name", "encoder.tiny"), "alignment_task": ("xnli.path", "xnli.labels_from"),
+          "transfer": ("encoder.name", "encoder.tiny", "mnli.path", "xnli.path", "xnli.labels_from"),
+          "alignment": ("encoder.name", "encoder.tiny", "xnli.path", "xnli.labels_from")}
 
 
 def _inputs(digests: dict[str, str], keys) -> dict[str, str]:
@@ -76,8 +76,8 @@ def _inputs(digests: dict[str, str], keys) -> dict[str, str]:
 
 
 def _stage_settings(config: StudyConfig, stage: str, *, drop: tuple[str, ...]) -> dict[str, Any]:
-    reads = tuple(r for r in STAGE_BY_NAME[stage].reads if r not in ("conditions", "seeds", "tasks") + drop)
-    return config.settings(reads)
+    reads = tuple(r for r in STAGE_BY_NAME[stage].reads if r not in ("conditions", "seeds", "tasks"))
+    return {k: v for k, v in config.settings(reads).items() if not any(k == d or k.startswith(d + ".") for d in drop)}
 
 
 def _task_settings(config: StudyConfig, condition: str) -> dict[str, Any]:
@@ -91,17 +91,29 @@ def _task_settings(config: StudyConfig, condition: str) -> dict[str, Any]:
     return {prefix + k: v for k, v in config.task_data(condition).model_dump().items()}
 
 
+def aligned_layer(config: StudyConfig, spec) -> int | str:
+    """The layer an alignment task trains at, resolved from the encoder's depth where it is known
+    without loading the model; else the settings that choose it."""
+    depth = known_depth(config)
+    if depth is None:
+        return f"{config.task_data(spec.name).layer}|{config.alignment.headline_layer}"
+    return layer_of(config, spec, depth)
+
+
 def plan_units(config: StudyConfig, digests: dict[str, str] | None = None) -> dict[str, list[Unit]]:
     """Every unit of the params, by stage, in the order the stages run them. ``digests``: the
     content digests of the local files (:func:`input_digests`, computed when not given)."""
     digests = input_digests(config) if digests is None else digests
     intermediate = {}
     for cond in config.intermediate_conditions:
-        aligning = get_task(cond).is_alignment
-        drop = () if aligning else ALIGNMENT_TASK_READS
-        files = INPUTS["intermediate"] + (f"tasks.{cond}.path",) + (INPUTS["alignment_task"] if aligning else ())
+        spec = get_task(cond)
+        drop = ("alignment.headline_layer",) + (() if spec.is_alignment else ALIGNMENT_TASK_READS)
+        drop += () if spec.reads_languages else ("languages",)
+        files = INPUTS["intermediate"] + (f"tasks.{cond}.path",) + (INPUTS["alignment_task"] if spec.is_alignment else ())
         settings = {**_stage_settings(config, "intermediate", drop=drop), **_task_settings(config, cond),
                     **_inputs(digests, files)}
+        if spec.is_alignment:
+            settings["resolved.layer"] = aligned_layer(config, spec)
         for seed in config.seeds:
             unit = Unit("intermediate", unit_name(cond, seed), cond, seed, settings=settings)
             intermediate[(cond, seed)] = unit
@@ -113,7 +125,7 @@ def plan_units(config: StudyConfig, digests: dict[str, str] | None = None) -> di
             upstream = {before.label: before.key} if before else {}
             transfer[(cond, seed)] = Unit("transfer", unit_name(cond, seed), cond, seed, settings=base,
                                           upstream=upstream)
-    measured = {**_stage_settings(config, "alignment", drop=()), **_inputs(digests, INPUTS["alignment"])}
+    measured = {**_stage_settings(config, "alignment", drop=NOT_MEASURED), **_inputs(digests, INPUTS["alignment"])}
     alignment = [Unit("alignment", "pretrained", "-", None, checkpoint="pretrained", settings=measured)]
     for kind, built_on in (("intermediate", intermediate), ("final", transfer)):
         for (cond, seed), before in built_on.items():
@@ -134,36 +146,50 @@ def read_unit(run_dir: str | Path, unit: Unit) -> dict | None:
         return None
 
 
-def unit_status(run_dir: str | Path, unit: Unit, *, siblings: list[Unit] | None = None) -> str | None:
-    """None when ``unit`` is complete (same key, every output present); else why it must run."""
+def unit_status(run_dir: str | Path, unit: Unit, *, previous: dict | None = None) -> str | None:
+    """None when ``unit`` is complete (same key, the same runs of the units it builds on, every
+    output present); else why it must run. ``previous``: the settings of the stage's last
+    complete record, to tell a new seed or condition from a unit a stopped run did not reach."""
     folder = RunFolder(run_dir)
     record = read_unit(run_dir, unit)
     if record is None:
-        return _why_new(folder, unit, siblings or [])
+        try:
+            error = read_json(folder.unit(unit.stage, unit.name, "failed"))["error"]
+        except (OSError, ValueError, KeyError):
+            return _why_new(unit, previous)
+        return f"failed in the last run ({error[:80]})"
     if record.get("key") != unit.key:
         return _why_changed(record, unit)
+    for label, finished in record.get("upstream_runs", {}).items():
+        if _finished_at(run_dir, label) != finished:
+            return f"{label} ran again"
     missing = [rel for rel in record.get("outputs", []) if not (folder.root / rel).exists()]
     if missing:
         return f"output missing: {missing[0]}"
     return None
 
 
-def _why_new(folder: RunFolder, unit: Unit, siblings: list[Unit]) -> str:
-    done = [u for u in siblings if u != unit and (folder.unit(u.stage, u.name, "record")).is_file()]
-    if unit.seed is not None and done and all(u.seed != unit.seed for u in done):
-        return f"new seed {unit.seed}"
-    if unit.condition != "-" and done and all(u.condition != unit.condition for u in done):
-        return f"new condition {unit.condition}"
+def _finished_at(run_dir: str | Path, label: str) -> str | None:
+    stage, _, name = label.partition("/")
+    try:
+        return read_json(RunFolder(run_dir).unit(stage, name, "record")).get("finished_at")
+    except (OSError, ValueError):
+        return None
+
+
+def _why_new(unit: Unit, previous: dict | None) -> str:
+    if previous:
+        if unit.seed is not None and unit.seed not in previous.get("seeds", [unit.seed]):
+            return f"new seed {unit.seed}"
+        if unit.condition != "-" and unit.condition not in previous.get("conditions", [unit.condition]):
+            return f"new condition {unit.condition}"
     return "not run yet"
 
 
 def _why_changed(record: dict, unit: Unit) -> str:
     old, new = record.get("settings", {}), unit.settings
-    changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    changed = [f"the file of {k.removeprefix('inputs.')}" if k.startswith("inputs.") else k for k in changed]
-    if changed:
-        more = f" (and {len(changed) - 3} more)" if len(changed) > 3 else ""
-        return f"{', '.join(changed[:3])}{more} changed"
+    if any(old.get(k) != new.get(k) for k in set(old) | set(new)):
+        return changed_settings(old, new)
     moved = sorted(k for k, v in unit.upstream.items() if record.get("upstream", {}).get(k) != v)
     if moved:
         return f"{', '.join(moved)} changed"
@@ -177,7 +203,10 @@ def write_unit(run_dir: str | Path, unit: Unit, *, outputs: list[str], data: dic
     if missing:
         raise RuntimeError(f"unit {unit.label}: outputs missing: {', '.join(missing)}")
     record = {"stage": unit.stage, "unit": unit.name, "key": unit.key, "settings": unit.settings,
-              "upstream": unit.upstream, "finished_at": now(), "seconds": round(seconds, 2),
+              "upstream": unit.upstream,
+              # which run of each unit it builds on: a unit trained again makes this one stale
+              "upstream_runs": {label: _finished_at(run_dir, label) for label in unit.upstream},
+              "finished_at": now(), "seconds": round(seconds, 2),
               "outputs": outputs, "data": data}
     write_json(folder.unit(unit.stage, unit.name, "record"), record)
     return record
@@ -185,9 +214,11 @@ def write_unit(run_dir: str | Path, unit: Unit, *, outputs: list[str], data: dic
 
 def describe(run_dir: str | Path, units: list[Unit], *, force: bool = False) -> tuple[list[Unit], list[str]]:
     """``(units to run, one line per reason saying which units run for it)``."""
+    record = read_record(run_dir, units[0].stage) if units else None
+    previous = (record or {}).get("settings")
     todo, reasons = [], {}
     for unit in units:
-        why = "--force" if force else unit_status(run_dir, unit, siblings=units)
+        why = "--force" if force else unit_status(run_dir, unit, previous=previous)
         if why:
             todo.append(unit)
             reasons.setdefault(why, []).append(unit.name)
