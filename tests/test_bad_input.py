@@ -191,7 +191,8 @@ CASES = [
     Case("relative-path-params-folder", "check", 2, "relative to the params file's folder",
          setting("mnli.path", "elsewhere/train.jsonl")),
     Case("relative-path-data-dir", "check", 2, "relative to data_dir",
-         both(setting("data_dir", "datasets"), setting("mnli.path", "train.jsonl"))),
+         both(setting("data_dir", "data"), setting("xnli.path", "xnli"), setting("tasks.sst2.path", "sst2/train.tsv"),
+              setting("mnli.path", "mnli/none.jsonl"))),
     # ---- data files ---------------------------------------------------------------------------
     Case("xnli-folder-missing", "run", 2, "xnli.path", setting("xnli.path", "data/no-xnli")),
     Case("xnli-file-missing", "run", 1, "xnli.test.tsv",

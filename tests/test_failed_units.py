@@ -10,7 +10,9 @@ import torch
 import yaml
 
 from conftest import ROOT
-from xnli_study import stages, study, training
+from test_training_evaluation import toy_model, toy_task  # noqa: F401 (a fixture)
+from xnli_study import models, stages, study, training
+from xnli_study.config import StageTrainingConfig
 from xnli_study.errors import UnitsFailed
 from xnli_study.runfolder import RunFolder
 from xnli_study.units import read_unit, stage_units
@@ -69,16 +71,9 @@ def test_a_failed_unit_is_recorded_the_others_complete_and_a_rerun_retries_it(pa
     assert not folder.unit("intermediate", first.name, "failed").exists()
 
 
-def test_a_loss_that_is_no_longer_finite_fails_the_training(tiny, tmp_path):
-    from xnli_study import models
-    from xnli_study.config import StageTrainingConfig
-
-    from test_training_evaluation import toy_task
-
-    tokenizer, encoder = tiny
-    encoder.save_pretrained(tmp_path / "p")
-    tokenizer.save_pretrained(tmp_path / "p")
-    model = models.load_classifier(str(tmp_path / "p"), num_labels=2, seed=0)
+def test_a_loss_that_is_no_longer_finite_fails_the_training(toy_model, tmp_path):
+    tokenizer, path = toy_model
+    model = models.load_classifier(path, num_labels=2, seed=0)
     with torch.no_grad():
         model.classifier.weight[0, 0] = float("nan")  # as a diverged training leaves it
     settings = StageTrainingConfig(epochs=1, learning_rate=1e-3, batch_size=16, max_length=32)

@@ -9,19 +9,11 @@ import torch
 from xnli_study import faults, models, training
 from xnli_study.config import StageTrainingConfig
 
-from test_training_evaluation import toy_task
+from test_training_evaluation import toy_model, toy_task  # noqa: F401 (a fixture)
 
 
 class Killed(Exception):
     pass
-
-
-@pytest.fixture
-def toy_model(tiny, tmp_path):
-    tokenizer, encoder = tiny
-    encoder.save_pretrained(tmp_path / "p")
-    tokenizer.save_pretrained(tmp_path / "p")
-    return tokenizer, str(tmp_path / "p")
 
 
 def toy_pairs(n: int) -> pd.DataFrame:

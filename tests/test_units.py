@@ -7,7 +7,7 @@ import time
 import pytest
 import yaml
 
-from xnli_study import study, units
+from xnli_study import pipeline, study, units
 from xnli_study.config import parse_params
 from xnli_study.files import write_json
 from xnli_study.runfolder import RunFolder
@@ -160,3 +160,14 @@ def test_a_changed_data_file_reruns_the_units_that_read_it(smoke, tmp_path):
     unit = before["transfer"][0]
     units.write_unit(tmp_path, unit, outputs=[], data={}, seconds=0.0)
     assert units.unit_status(tmp_path, after["transfer"][0]) == "the content of mnli.path changed"
+
+
+def test_force_runs_every_unit_again_and_a_plain_rerun_none(smoke, tmp_path):
+    config = parse_params(copy.deepcopy(smoke), base_dir=".")
+    plan = units.stage_units(config, "transfer")
+    for unit in plan:
+        units.write_unit(tmp_path, unit, outputs=[], data={}, seconds=0.0)
+    pipeline.say_units(RunFolder(tmp_path), config, "transfer", force=False)
+    assert all(units.unit_status(tmp_path, u) is None for u in plan)
+    pipeline.say_units(RunFolder(tmp_path), config, "transfer", force=True)
+    assert units.describe(tmp_path, plan)[0] == plan  # every record gone: every unit runs
