@@ -26,7 +26,7 @@ def params(tmp_path, shared_cache):
     data.update(output_dir=str(tmp_path), cache_dir=str(shared_cache), run_name="failing", seeds=[0, 1],
                 conditions=["none", "sst2"], languages=["en", "fr"])
     data["tasks"] = {"sst2": {"source": "sample", "max_examples": 100}}
-    data["xnli"]["sample_items"] = 60
+    data["xnli"]["max_items"] = 60  # the sample (and so the pretrained P) stays the smoke profile's
     data["training"]["intermediate"].update(epochs=1)
     path = tmp_path / "failing.yaml"
     path.write_text(yaml.safe_dump(data))

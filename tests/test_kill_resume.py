@@ -46,7 +46,7 @@ def minimal_params(smoke_yaml: Path, folder: Path, cache: Path) -> Path:
     data.update(output_dir=str(folder / "outputs"), cache_dir=str(cache), seeds=[0], run_name="minimal",
                 conditions=["none", "sst2"], languages=["en", "fr"])
     data["tasks"] = {"sst2": {"source": "sample", "max_examples": 200}}
-    data["xnli"]["sample_items"] = 60
+    data["xnli"]["max_items"] = 60  # the sample (and so the pretrained P) stays the smoke profile's
     data["mnli"]["max_examples"] = 300
     data["training"]["intermediate"].update(epochs=1, checkpoint_every=2)
     data["training"]["mnli"].update(epochs=1, evals_per_epoch=3, checkpoint_every="eval")
