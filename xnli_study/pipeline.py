@@ -27,7 +27,7 @@ from .models import tiny_folder
 from .preflight import preflight
 from .provenance import hash_tree, hub_revisions, local_data
 from .render import build_report
-from .runfolder import RUN_FOLDER_VERSION, RunFolder
+from .runfolder import RUN_FOLDER_VERSION, UNIT_FILES, RunFolder
 from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, get_stage, now, stage_complete, stage_status,
                      write_record)
 from .units import UNIT_STAGES, describe, stage_units, unit_status
@@ -160,7 +160,7 @@ def stale_checkpoints(folder: RunFolder, config) -> list[Path]:
     stale = []
     for stage in UNIT_STAGES:
         planned = {u.name: u for u in stage_units(config, stage)}
-        for path in sorted(folder.units(stage).glob(f"*/{folder.unit(stage, '-', 'checkpoints').name}")):
+        for path in sorted(folder.units(stage).glob(f"*/{UNIT_FILES['checkpoints']}")):
             unit = planned.get(path.parent.name)
             if unit is None or unit_status(folder.root, unit) is None:
                 stale.append(path)
