@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -95,3 +98,50 @@ def write_params(tmp_path: Path, text: str, name: str = "p.yaml") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def minimal_params(smoke_yaml: Path, folder: Path, cache: Path) -> Path:
+    """The baseline and one task, one seed, a few hundred examples, checkpoints every few steps."""
+    data = yaml.safe_load(smoke_yaml.read_text())
+    data.update(output_dir=str(folder / "outputs"), cache_dir=str(cache), seeds=[0], run_name="minimal",
+                conditions=["none", "sst2"], languages=["en", "fr"])
+    data["tasks"] = {"sst2": {"source": "sample", "max_examples": 200}}
+    data["xnli"]["max_items"] = 60  # the sample (and so the pretrained P) stays the smoke profile's
+    data["mnli"]["max_examples"] = 300
+    data["training"]["intermediate"].update(epochs=1, checkpoint_every=2)
+    data["training"]["mnli"].update(epochs=1, evals_per_epoch=3, checkpoint_every="eval")
+    data["alignment"].update(max_sentences=30, language_id_sentences=20)
+    data["stats"] = {"resamples": 200}
+    path = folder / "minimal.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="session")
+def minimal_run(tmp_path_factory, shared_cache):
+    """The minimal profile (:func:`minimal_params`) run once, uninterrupted and unsharded: what
+    the tests that kill, shard or extend runs compare with. ``(params, run folder)``."""
+    from xnli_study import pipeline
+
+    folder = tmp_path_factory.mktemp("minimal")
+    params = minimal_params(ROOT / "params" / "smoke.yaml", folder, shared_cache)
+    run_dir = pipeline.run_study(params, out=folder / "outputs" / "clean", progress=False)
+    return params, run_dir
+
+
+#: columns that time the work, not results
+TIMINGS = {"seconds"}
+
+
+def tables(run_dir: Path) -> dict[str, pd.DataFrame]:
+    found = {}
+    for path in sorted((run_dir / "tables").iterdir()):
+        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        found[path.name] = frame.drop(columns=[c for c in frame.columns if c in TIMINGS])
+    return found
+
+
+def summary(run_dir: Path) -> dict:
+    data = json.loads((run_dir / "summary.json").read_text())
+    data.pop("run_name", None)
+    return data

@@ -23,8 +23,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import ROOT
-from xnli_study import faults, pipeline
+from conftest import summary, tables
+from xnli_study import faults
 from xnli_study.config import load_params
 from xnli_study.files import PARTIAL
 from xnli_study.runfolder import RunFolder
@@ -36,25 +36,6 @@ KILL_POINTS = ("intermediate-checkpoint", "mnli-checkpoint", "embeddings", "rend
 #: at this point only the command's process group is killed: the notebook kernel it started, in a
 #: group of its own, must notice and end by itself (no orphaned kernel)
 ORPHAN_CHECK = "mnli-checkpoint"
-#: columns that time the work, not results
-TIMINGS = {"seconds"}
-
-
-def minimal_params(smoke_yaml: Path, folder: Path, cache: Path) -> Path:
-    """The baseline and one task, one seed, a few hundred examples, checkpoints every few steps."""
-    data = yaml.safe_load(smoke_yaml.read_text())
-    data.update(output_dir=str(folder / "outputs"), cache_dir=str(cache), seeds=[0], run_name="minimal",
-                conditions=["none", "sst2"], languages=["en", "fr"])
-    data["tasks"] = {"sst2": {"source": "sample", "max_examples": 200}}
-    data["xnli"]["max_items"] = 60  # the sample (and so the pretrained P) stays the smoke profile's
-    data["mnli"]["max_examples"] = 300
-    data["training"]["intermediate"].update(epochs=1, checkpoint_every=2)
-    data["training"]["mnli"].update(epochs=1, evals_per_epoch=3, checkpoint_every="eval")
-    data["alignment"].update(max_sentences=30, language_id_sentences=20)
-    data["stats"] = {"resamples": 200}
-    path = folder / "minimal.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def cli(params: Path, out: Path, log: Path, env: dict | None = None) -> subprocess.Popen:
@@ -105,30 +86,8 @@ def kill_at(point: str, params: Path, out: Path, tmp: Path) -> None:
     assert not alive(reached["pid"]), f"the process that reached {point} outlived the kill"
 
 
-def tables(run_dir: Path) -> dict[str, pd.DataFrame]:
-    found = {}
-    for path in sorted((run_dir / "tables").iterdir()):
-        frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-        found[path.name] = frame.drop(columns=[c for c in frame.columns if c in TIMINGS])
-    return found
-
-
-def summary(run_dir: Path) -> dict:
-    data = json.loads((run_dir / "summary.json").read_text())
-    data.pop("run_name", None)
-    return data
-
-
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory, shared_cache):
-    folder = tmp_path_factory.mktemp("minimal")
-    params = minimal_params(ROOT / "params" / "smoke.yaml", folder, shared_cache)
-    run_dir = pipeline.run_study(params, out=folder / "outputs" / "clean", progress=False)
-    return params, run_dir
-
-
-def test_killed_anywhere_a_rerun_gives_the_tables_of_an_uninterrupted_run(clean_run, tmp_path):
-    params, clean = clean_run
+def test_killed_anywhere_a_rerun_gives_the_tables_of_an_uninterrupted_run(minimal_run, tmp_path):
+    params, clean = minimal_run
     out = tmp_path / "killed"
     folder = RunFolder(out)
     for point in KILL_POINTS:
@@ -157,8 +116,8 @@ def test_killed_anywhere_a_rerun_gives_the_tables_of_an_uninterrupted_run(clean_
     assert folder.report_html.read_text().rstrip().endswith("</html>")
 
 
-def test_a_new_seed_trains_only_that_seed(clean_run, tmp_path):
-    params, clean = clean_run
+def test_a_new_seed_trains_only_that_seed(minimal_run, tmp_path):
+    params, clean = minimal_run
     out = tmp_path / "seeds"
     shutil.copytree(clean, out)
     config_before = plan_units_for(params)

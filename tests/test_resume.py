@@ -96,4 +96,4 @@ def test_without_checkpoints_nothing_is_left_to_resume_from(toy_model, tmp_path)
     model = models.load_classifier(path, num_labels=2, seed=0)
     training.fine_tune(model=model, tokenizer=tokenizer, train=toy_task(64, 0), settings=settings, seed=0,
                        device="cpu", progress=False, resume_dir=tmp_path / "r", work_dir=tmp_path / "w")
-    assert not list((tmp_path / "r").glob("checkpoint-*")) and not list((tmp_path / "w").iterdir())
+    assert not list((tmp_path / "r").glob("checkpoint-*")) and not (tmp_path / "w").exists()

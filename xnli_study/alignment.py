@@ -434,7 +434,7 @@ def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_
     if not all((folder / f"{lang}.npy").is_file() for lang in langs):
         tokenizer = load_tokenizer(checkpoint, revision=revision, trust_remote_code=trust_remote_code)
         dev = pick_device(device)
-        with atomic_dir(folder) as tmp:
+        with atomic_dir(folder, keep_existing=True) as tmp:
             for lang in langs:
                 texts = probe.loc[probe["lang"] == lang, "text"].tolist()
                 emb = sentence_embeddings(model, tokenizer, texts, batch_size=batch_size,

@@ -13,7 +13,9 @@ import sys
 from .config import load_params
 from .environment import ensure_kernel
 from .errors import StudyError
-from .pipeline import render_report, run_study
+from .errors import ParamsError
+from .pipeline import parse_shard, render_report, run_shard, run_study
+from .prefetch import format_prefetch, prefetch
 from .plan import format_plan, make_plan
 from .preflight import check_all
 from .runfolder import RunFolder
@@ -23,6 +25,15 @@ from .stages import STAGES
 
 def _cmd_run(args: argparse.Namespace) -> int:
     _warn(load_params(args.params))
+    if args.shard:
+        clash = [flag for flag, on in (("--stages", args.stages), ("--force", args.force),
+                                       ("--rebuild-caches", args.rebuild_caches)) if on]
+        if clash:
+            raise ParamsError(f"--shard runs the data stage and its share of the units; it takes no {clash[0]} "
+                              "(use it on the run without --shard that puts the stages together)")
+        run_dir = run_shard(args.params, shard=parse_shard(args.shard), out=args.out, progress=not args.quiet)
+        print(f"shard {args.shard} done: {run_dir}")
+        return 0
     run_dir = run_study(args.params, stages=args.stages, out=args.out, force=args.force,
                         progress=not args.quiet, rebuild_caches=args.rebuild_caches)
     print(f"done: {run_dir}")
@@ -50,11 +61,18 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 def _cmd_plan(args: argparse.Namespace) -> int:
     config = load_params(args.params)
-    plan = make_plan(config, tokens_per_second=args.tokens_per_second, world_size=args.devices)
+    devices = args.devices or config.distributed.processes
+    plan = make_plan(config, tokens_per_second=args.tokens_per_second, world_size=devices)
     print(format_plan(plan, config))
     if args.csv:
         plan.units.to_csv(args.csv, index=False)
         print(f"units written to {args.csv}")
+    return 0
+
+
+def _cmd_prefetch(args: argparse.Namespace) -> int:
+    config = load_params(args.params)
+    print(format_prefetch(prefetch(config), config))
     return 0
 
 
@@ -101,6 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="delete this run's caches (pretrained tiny P, sample, tokenised data, sentence "
                           "vectors) and run every stage again")
     run.add_argument("--quiet", action="store_true", help="no per-cell progress bars")
+    run.add_argument("--shard", metavar="I/N",
+                     help="run only the (condition, seed) chains whose index is I modulo N, into the shared run "
+                          "folder (the data stage once, by the first shard); then run without --shard to put "
+                          "the stages together")
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="validate a params file (keys, files, encoder, hub) and exit")
@@ -113,9 +135,15 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--tokens-per-second", type=float,
                       help="training throughput to assume (default: the one benchmarks/training_throughput.py "
                            "measured here, else 30%% MFU of an H100)")
-    plan.add_argument("--devices", type=int, default=1, help="data-parallel devices (for steps per epoch)")
+    plan.add_argument("--devices", type=int,
+                      help="data-parallel devices per training (for steps per epoch; default: distributed.processes)")
     plan.add_argument("--csv", help="also write the per-unit table to this CSV file")
     plan.set_defaults(func=_cmd_plan)
+
+    fetch = sub.add_parser("prefetch", help="download every hub model and dataset a profile reads into the Hugging "
+                                            "Face cache (on a login node, for offline compute nodes)")
+    fetch.add_argument("--params", default="params/smoke.yaml", help="the profile YAML file")
+    fetch.set_defaults(func=_cmd_prefetch)
 
     sample = sub.add_parser("sample", help="write the synthetic sample (XNLI-1.0 TSV, MNLI JSONL, SST-2 TSV)")
     sample.add_argument("--out", required=True, help="folder to write")

@@ -28,7 +28,9 @@ NOT_FINGERPRINTED = ("output_dir", "cache_dir", "run_name", "profile", "descript
                      # what stays on disk, not what is computed; a resumed training equals an
                      # uninterrupted one, so the checkpoint interval changes no result
                      "training.save_models", "training.intermediate.checkpoint_every",
-                     "training.mnli.checkpoint_every")
+                     "training.mnli.checkpoint_every",
+                     # how processes are launched; their number (distributed.processes) is fingerprinted
+                     "distributed.accelerate_config")
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -251,6 +253,23 @@ class TrainingConfig(_Strict):
     save_models: Literal["all", "encoders", "none"] = "all"
 
 
+class DistributedConfig(_Strict):
+    """Data-parallel training: each training unit runs as ``accelerate launch`` with ``processes``
+    processes (one per GPU), the ``Trainer`` splitting every optimizer step's batch between them.
+    The global batch is batch_size x gradient_accumulation_steps x processes."""
+
+    # 1: each training runs inside the stage's own process (notebook kernel), on one device
+    processes: int = Field(1, ge=1)
+    # Accelerate's own config file (``accelerate config``) for what the launch takes beyond the
+    # process count: several nodes, their addresses and ranks; its num_processes must equal processes
+    accelerate_config: str | None = None
+
+    @property
+    def launched(self) -> bool:
+        """Whether training units run under ``accelerate launch``."""
+        return self.processes > 1 or self.accelerate_config is not None
+
+
 class AlignmentConfig(_Strict):
     """Alignment probe set and settings (STUDY.md section 2)."""
 
@@ -299,6 +318,7 @@ class StudyConfig(_Strict):
     training: TrainingConfig = TrainingConfig()
     alignment: AlignmentConfig = AlignmentConfig()
     stats: StatsConfig = StatsConfig()
+    distributed: DistributedConfig = DistributedConfig()
     #: folder the relative paths were resolved against (set by ``load_params``)
     base_dir: str = "."
 
@@ -487,6 +507,8 @@ class StudyConfig(_Strict):
             if task["path"]:
                 task["path"] = str(self.data_path(task["path"]))
         data["data_dir"] = None  # the data paths above are absolute now
+        if self.distributed.accelerate_config:
+            data["distributed"]["accelerate_config"] = str(self.path(self.distributed.accelerate_config))
         if looks_like_path(self.encoder.name) and self.path(self.encoder.name).exists():
             data["encoder"]["name"] = str(self.path(self.encoder.name))
         data.pop("base_dir")

@@ -172,7 +172,8 @@ def load_xnli_hub(hub_id: str, *, split: str, languages: Iterable[str],
     require_hub(
         f"XNLI ({hub_id})",
         fix="Download XNLI-1.0 once and set xnli.source: official with xnli.path: <its folder>, "
-            "or use xnli.source: sample.",
+            "or use xnli.source: sample; or fetch it where the hub can be reached: xnli-study prefetch.",
+        datasets=[(hub_id, revision)],
     )
     import datasets
 
@@ -360,7 +361,9 @@ def load_mnli_hub(hub_id: str, *, split: str, max_examples: int | None, config: 
     require_hub(
         f"MultiNLI ({hub_id})",
         fix="Set mnli.source: local with mnli.path: <a MultiNLI file: JSONL, multinli_1.0 .jsonl or "
-            ".txt, or GLUE TSV>, or use mnli.source: sample.",
+            ".txt, or GLUE TSV>, or use mnli.source: sample; or fetch it where the hub can be reached: "
+            "xnli-study prefetch.",
+        datasets=[(hub_id, None)],
     )
     import datasets
 

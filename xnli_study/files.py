@@ -49,17 +49,27 @@ def atomic_path(path: str | Path, *, suffix: str | None = None) -> Iterator[Path
 
 
 @contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder next to ``path``; it replaces ``path`` only if the block succeeds."""
+def atomic_dir(path: str | Path, *, keep_existing: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; it replaces ``path`` only if the block succeeds.
+
+    ``keep_existing``: for folders keyed by their content (caches), which processes running side
+    by side (shards, data-parallel workers) may write at once: when ``path`` exists by the end,
+    whoever wrote it first wins and this copy, identical by its key, is dropped; a reader never
+    sees the folder missing or half written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{PARTIAL}", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}{PARTIAL}old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
+        if keep_existing:
+            try:
+                os.rename(tmp, path)  # fails when another process put a folder there first
+            except OSError:
+                if not path.is_dir():
+                    raise
+        elif path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}{PARTIAL}old-", dir=path.parent))
+            os.replace(path, old / path.name)
             os.replace(tmp, path)
             shutil.rmtree(old, ignore_errors=True)
         else:

@@ -9,9 +9,13 @@ own record: ``report.html`` counts as done only once it exists.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import os
+import re
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -20,7 +24,7 @@ import papermill as pm
 
 from .config import load_params
 from .environment import NOTEBOOKS_DIR, ensure_kernel, manifest_base
-from .errors import StudyError
+from .errors import ParamsError, StudyError
 from . import faults
 from .files import atomic_path, read_json, remove_partial, write_json, write_text
 from .models import tiny_folder
@@ -30,7 +34,8 @@ from .render import build_report
 from .runfolder import RUN_FOLDER_VERSION, UNIT_FILES, RunFolder
 from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, get_stage, now, stage_complete, stage_status,
                      write_record)
-from .units import UNIT_STAGES, describe, stage_units, unit_status
+from .study import UnitsRun, run_units, unit_work
+from .units import UNIT_STAGES, describe, shard_of, stage_units, unit_status
 
 log = logging.getLogger("xnli_study")
 
@@ -213,7 +218,7 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             log.info("cache removed: %s", path)
         force = True
     folder.root.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(folder.scratch, ignore_errors=True)  # temporary checkpoints a killed run left behind
+    fragments = running_shards(folder)
     for path in remove_partial(folder.root):  # half-written files a killed run left behind
         log.info("removed a half-written file a killed run left: %s", folder.relative(path))
     for path in stale_checkpoints(folder, config):
@@ -227,6 +232,10 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
         manifest["stages"] = read_json(folder.manifest).get("stages", {})
     except (OSError, ValueError):
         pass
+    if fragments:  # the shards that ran into this folder: what each did, where, how long
+        manifest["shards"] = {name: {k: f.get(k) for k in ("shard", "status", "host", "cuda_visible_devices",
+                                                           "started_at", "finished_at", "seconds", "units")}
+                              for name, f in fragments.items()}
     rerun_rest: str | None = "--force" if force else None
     for stage in STAGES:
         if stage.name not in selected:
@@ -281,4 +290,127 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
         if error:
             raise error
         log.info("stage %s: done in %.1f s", stage.name, entry["seconds"])
+    return folder.root
+
+
+# ---- shards: the chains of one run shared out between processes, GPUs or cluster nodes --------
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` as ``(I, N)`` with 0 <= I < N."""
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ParamsError(f"--shard {text!r}: give I/N with 0 <= I < N, e.g. --shard 0/4 for the first of four "
+                          "(a Slurm job array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+    return int(match[1]), int(match[2])
+
+
+@contextlib.contextmanager
+def run_lock(folder: RunFolder):
+    """Hold the run folder's lock (``flock``): one shard prepares what every chain needs while the
+    others wait."""
+    folder.root.mkdir(parents=True, exist_ok=True)
+    with open(folder.lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def shard_fragments(folder: RunFolder) -> dict[str, dict]:
+    """Every shard's manifest fragment in the run folder, by shard folder name."""
+    found = {}
+    for path in sorted(folder.shards.glob("*/")):
+        try:
+            found[path.name] = read_json(path / folder.shard(0, 1, "manifest").name)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def running_shards(folder: RunFolder) -> dict[str, dict]:
+    """The shard fragments of the run folder; refuses a run while a shard on this host still runs
+    (a run without ``--shard`` tidies the folder first), and warns of a shard elsewhere that has
+    not said it ended."""
+    fragments = shard_fragments(folder)
+    for name, fragment in fragments.items():
+        if fragment.get("status") != "running":
+            continue
+        if fragment.get("host") == socket.gethostname():
+            try:
+                os.kill(int(fragment["pid"]), 0)
+            except (KeyError, OSError, ValueError, TypeError):
+                continue  # it died without a word (SIGKILL): its complete units count, the rest rerun
+            raise StudyError(f"shard {fragment.get('shard')} is still running in {folder.root} (pid "
+                             f"{fragment.get('pid')}); wait for every shard to end, then run without --shard")
+        log.warning("shard %s on %s has not said it ended (started %s): if it still runs, stop this run and "
+                    "wait for it", name, fragment.get("host"), fragment.get("started_at"))
+    return fragments
+
+
+def run_shard(params_path: str | Path, *, shard: tuple[int, int], out: str | Path | None = None,
+              notebooks_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Run shard ``I`` of ``N``: the data stage if no shard has (under the run folder's lock), then
+    the units of the chains whose index is I modulo N (:func:`~xnli_study.units.shard_of`), into
+    the shared run folder. The shard writes its own log and manifest fragment under
+    ``shards/<I>-of-<N>/`` and never a file another shard writes; the stages' tables, records and
+    report come from a later run without ``--shard``, which finds these units complete."""
+    index, count = shard
+    config = at_run_dir(load_params(params_path), out)
+    folder = RunFolder(config.run_dir)
+    preflight(config)
+    check_version(folder)
+    notebooks = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
+    home = folder.shard(index, count)
+    home.mkdir(parents=True, exist_ok=True)
+    own_params = write_text(folder.shard(index, count, "params"), config.to_yaml())
+    handler = logging.FileHandler(folder.shard(index, count, "log"), mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    log.addHandler(handler)
+    fragment = {**manifest_base(config), "shard": f"{index}/{count}", "host": socket.gethostname(), "pid": os.getpid(),
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "status": "running",
+                "started_at": now(), "units": {}}
+    fragment.pop("stages")
+    write_json(folder.shard(index, count, "manifest"), fragment)
+    started = time.perf_counter()
+    try:
+        with run_lock(folder):  # what every chain needs, by whichever shard comes first
+            if not folder.params.is_file() or folder.params.read_text(encoding="utf-8") != config.to_yaml():
+                write_text(folder.params, config.to_yaml())
+            why = stage_status(folder.root, "data", config)
+            fragment["data"] = "complete, skipped" if why is None else f"ran: {why}"
+            if why is not None:
+                log.info("shard %d/%d: stage data runs: %s", index, count, why)
+                with _sigterm_as_interrupt():
+                    _execute(STAGE_BY_NAME["data"], notebooks=notebooks, folder=folder, kernel=ensure_kernel(),
+                             progress=progress)
+                if not stage_complete(folder.root, "data", config):
+                    raise StageFailed("data", folder.executed(STAGE_BY_NAME["data"].notebook),
+                                      "it finished but did not record all its outputs")
+        for stage in UNIT_STAGES:
+            units = [u for u in stage_units(config, stage) if shard_of(config, u, count) == index]
+            todo, why = describe(folder.root, units)
+            log.info("shard %d/%d, stage %s: %d units to run, %d complete and reused", index, count, stage,
+                     len(todo), len(units) - len(todo))
+            for line in why:
+                log.info("    %s", line)
+            run = UnitsRun(config=config, run_dir=folder.root, stage=STAGE_BY_NAME[stage], params_path=str(own_params))
+            fragment["units"][stage] = {"run": [u.name for u in todo],
+                                        "reused": [u.name for u in units if u not in todo]}
+            with _sigterm_as_interrupt():
+                run_units(run, units, todo, unit_work(run, todo), desc=f"shard {index}/{count}: {stage}")
+            write_json(folder.shard(index, count, "manifest"), fragment)
+        fragment["status"] = "done"
+    except KeyboardInterrupt:
+        fragment["status"] = "interrupted"
+        raise
+    except Exception as err:
+        fragment.update(status="failed", error=" ".join(str(err).split()))
+        raise
+    finally:
+        fragment.update(finished_at=now(), seconds=round(time.perf_counter() - started, 2))
+        write_json(folder.shard(index, count, "manifest"), fragment)
+        log.removeHandler(handler)
+        handler.close()
+    log.info("shard %d/%d: done. When every shard is done, put the stages together (tables, statistics, report) "
+             "with the same command without --shard", index, count)
     return folder.root

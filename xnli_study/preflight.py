@@ -11,6 +11,7 @@ from .alignment import headline_layer
 from .config import StudyConfig
 from .errors import HubUnavailableError, ParamsError, StudyError
 from .hub import hub_reachable, require_hub
+from .launch import check_distributed
 from .models import encoder_depth, pick_device, resolve_encoder_name
 from .tasks import get_task, hub_fix
 
@@ -96,23 +97,26 @@ def _raise_first(problems: list[str]) -> None:
         raise ParamsError(problems[0])
 
 
-def _hub_sources(config: StudyConfig) -> list[tuple[str, str]]:
-    """``(what, fix)`` for every data source the params take from the hub."""
+def _hub_sources(config: StudyConfig) -> list[tuple[str, str, list[tuple[str, str | None]]]]:
+    """``(what, fix, its hub datasets)`` for every data source the params take from the hub."""
     out = []
     if config.xnli.source == "hub":
-        out.append((f"XNLI ({config.xnli.hub_id})", "Set xnli.source: official or xtreme with xnli.path."))
+        out.append((f"XNLI ({config.xnli.hub_id})", "Set xnli.source: official or xtreme with xnli.path.",
+                    [(config.xnli.hub_id, None)]))
     if config.mnli.source == "hub":
-        out.append((f"MultiNLI ({config.mnli.hub_id})", "Set mnli.source: local with mnli.path."))
+        out.append((f"MultiNLI ({config.mnli.hub_id})", "Set mnli.source: local with mnli.path.",
+                    [(config.mnli.hub_id, None)]))
     for task in config.intermediate_conditions:
         if config.task_data(task).source == "hub":
             spec = get_task(task)
-            out.append((f"task {task!r} ({spec.hub_ids})", hub_fix(spec)))
+            out.append((f"task {task!r} ({spec.hub_ids})", hub_fix(spec),
+                        [(source.hub_id, source.revision) for source in spec.hub]))
     return out
 
 
 def _check_hub_sources(config: StudyConfig) -> None:
-    for what, fix in _hub_sources(config):
-        require_hub(what, fix=fix)
+    for what, fix, datasets in _hub_sources(config):
+        require_hub(what, fix=fix, datasets=datasets)
 
 
 def preflight(config: StudyConfig) -> None:
@@ -124,6 +128,7 @@ def preflight(config: StudyConfig) -> None:
     pick_device(config.device)
     _raise_first(_layer_problems(config, name))
     _check_hub_sources(config)
+    check_distributed(config)
 
 
 def check_all(config: StudyConfig) -> list[str]:
@@ -153,8 +158,9 @@ def check_all(config: StudyConfig) -> list[str]:
     name = attempt(resolve_encoder_name, config)
     attempt(pick_device, config.device)
     errors += attempt(_layer_problems, config, name or config.encoder.name) or []
+    attempt(check_distributed, config)
     if _hub_sources(config) and not hub_reachable():
-        hub += [what for what, _ in _hub_sources(config)]
+        hub += [what for what, _, _ in _hub_sources(config)]
     if hub:
         notes.insert(0, "the Hugging Face hub cannot be reached from here (offline?); the run downloads "
                         + "; ".join(hub) + ". Run on a machine online, or give local files (source: local "

@@ -80,7 +80,7 @@ def pretrain_tiny(config, folder: Path, *, progress: bool = True) -> Path:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         encoder.load_state_dict(mlm.bert.state_dict(), strict=False)  # the pooler keeps its seeded draw
-    with atomic_dir(folder) as tmp:
+    with atomic_dir(folder, keep_existing=True) as tmp:
         encoder.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
     return folder

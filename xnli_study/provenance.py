@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 
 from .config import StudyConfig, looks_like_path, settings_hash
+from .hub import cached_revision
 from .models import tiny_key
 from .preflight import data_files
 from .tasks import get_task
@@ -92,27 +93,6 @@ def hub_repos(config: StudyConfig) -> list[tuple[str, str, str | None]]:
             for source in get_task(task).hub:
                 repos.append(("dataset", source.hub_id, source.revision))
     return list(dict.fromkeys(repos))
-
-
-def cached_revision(repo_type: str, repo_id: str, revision: str | None = None, *,
-                    cache_dir: str | Path | None = None) -> str | None:
-    """The commit of ``repo_id`` in the local hub cache: the snapshot that ``revision`` (default
-    ``main``) points at, or a snapshot named by that commit; with no revision asked for and no
-    ``main`` ref (``datasets`` downloads at a resolved commit and writes none), the newest
-    snapshot. None when the repository, or the revision asked for, is not cached."""
-    from huggingface_hub import constants
-
-    folder = Path(cache_dir or constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}"
-    if not folder.is_dir():
-        return None
-    ref = folder / "refs" / (revision or "main")
-    if ref.is_file():
-        return ref.read_text().strip()
-    snapshots = folder / "snapshots"
-    if revision:
-        return revision if (snapshots / revision).is_dir() else None
-    found = sorted(snapshots.iterdir(), key=lambda p: p.stat().st_mtime) if snapshots.is_dir() else []
-    return found[-1].name if found else None
 
 
 def hub_revisions(config: StudyConfig, *, cache_dir: str | Path | None = None) -> dict[str, dict]:

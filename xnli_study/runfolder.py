@@ -40,11 +40,13 @@ STAGES = Entry("stages/<stage>.json", "completion record: params fingerprint, up
 UNITS = Entry("units/<stage>/<unit>/",
               "one unit of work of a stage (a task and seed's training, one checkpoint's alignment):\n"
               "record.json (its key, the settings it read, its outputs; written last), its own\n"
-              "tables, and while it trains, checkpoints/ to resume from (removed when it ends)")
+              "tables, while it trains checkpoints/ (to resume from, unless checkpoint_every is\n"
+              "off; removed when it ends), and for a data-parallel training launch.log (the output\n"
+              "of accelerate launch)")
 #: the files inside a unit's folder
 UNIT_FILES = {"record": "record.json", "log": "log.csv", "predictions": "predictions.parquet",
               "metrics": "metrics.csv", "failed": "failed.json", "checkpoints": "checkpoints",
-              "checkpoint_key": "checkpoints/unit-key.txt"}
+              "checkpoint_key": "checkpoints/unit-key.txt", "launch_log": "launch.log"}
 FIGURES = Entry("figures/<name>.png", "every figure as PNG")
 INTERMEDIATE = Entry("models/<task>/seed<k>/intermediate/", "I_t: the encoder only (the task head is dropped)")
 FINAL = Entry("models/<condition>/seed<k>/final/", "F_t: encoder + NLI head, selected on English dev")
@@ -53,8 +55,12 @@ EMBEDDINGS = Entry("cache/embeddings/<key>/",
 TOKENIZED = Entry("cache/tokenized/<key>/",
                   "tokenised training data (Arrow); key = tokenizer + data + format + max length")
 SAMPLE = Entry("data/sample/", "the synthetic sample (profiles that use it)")
-SCRATCH = Entry(".tmp/", "temporary training checkpoints while a stage runs, when checkpoint_every is off\n"
-                           "(removed when it ends, and at the next start)")
+SHARDS = Entry("shards/<i>-of-<n>/",
+               "one shard's own files (xnli-study run --shard I/N): params.yaml, log.txt (its\n"
+               "command-line log), manifest.json (its units, status and timings)")
+#: the files inside a shard's folder
+SHARD_FILES = {"params": "params.yaml", "log": "log.txt", "manifest": "manifest.json"}
+LOCK = Entry(".lock", "held by the shard that prepares the data stage while the others wait")
 
 #: tidy tables, by the key the stages save and read them under
 TABLES: dict[str, Entry] = {
@@ -170,9 +176,18 @@ class RunFolder:
     def sample(self) -> Path:
         return self._at(SAMPLE)
 
+    def shard(self, index: int, count: int, file: str | None = None) -> Path:
+        """The folder of shard ``index`` of ``count``, or its ``file`` (a key of :data:`SHARD_FILES`)."""
+        folder = self._at(SHARDS, i=index, n=count)
+        return folder / SHARD_FILES[file] if file else folder
+
     @property
-    def scratch(self) -> Path:
-        return self._at(SCRATCH)
+    def shards(self) -> Path:
+        return self._at(SHARDS, i=0, n=0).parent
+
+    @property
+    def lock(self) -> Path:
+        return self._at(LOCK)
 
     def relative(self, path: str | Path) -> str:
         """``path`` relative to the run folder, as records list outputs."""
@@ -229,7 +244,7 @@ def layout_markdown() -> str:
     out.append(f"{TABLES_DIR}/")
     for entry in TABLES.values():
         out += lines(entry.path, entry.what, indent="  ")
-    for entry in (FIGURES, INTERMEDIATE, FINAL, EMBEDDINGS, TOKENIZED, SAMPLE, SCRATCH):
+    for entry in (FIGURES, INTERMEDIATE, FINAL, EMBEDDINGS, TOKENIZED, SAMPLE, SHARDS, LOCK):
         out += lines(entry.path, entry.what)
     out += ["", "and in the output folder, beside the run folders:"]
     out += lines(SHARED_CACHE.path, SHARED_CACHE.what.split(": ", 1)[1])

@@ -48,10 +48,10 @@ STAGES: tuple[Stage, ...] = (
           # xnli: parallel_align drops pairs that hold an XNLI dev or test sentence
           # alignment.headline_layer: parallel_align's default layer
           ("encoder", "languages", "data_dir", "sample", "xnli", "conditions", "tasks", "seeds",
-           "device", "training.intermediate", "alignment.headline_layer")),
+           "device", "training.intermediate", "alignment.headline_layer", "distributed")),
     Stage("transfer", "03_xnli_transfer.ipynb", ("data", "intermediate"),
           ("encoder", "languages", "data_dir", "xnli", "mnli", "sample", "conditions", "seeds", "device",
-           "training.mnli")),
+           "training.mnli", "distributed")),
     Stage("alignment", "04_alignment.ipynb", ("data", "intermediate", "transfer"),
           ("encoder", "languages", "data_dir", "xnli", "sample", "conditions", "seeds", "device", "alignment")),
     Stage("report", "05_report.ipynb", ("data", "intermediate", "transfer", "alignment"), None),

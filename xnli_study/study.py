@@ -14,6 +14,7 @@ import logging
 import shutil
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,23 @@ from .qa import evaluate_spans
 from .files import read_table, write_json, write_table, write_text
 from .runfolder import RunFolder
 from .tasks import get_task, load_task
-from .training import fine_tune, world_size
+from .training import fine_tune, is_main_process, world_size
+from .launch import run_launched
 from .stages import now
-from .units import Unit, describe, read_unit, stage_units, write_unit
+from .units import Unit, describe, read_unit, stage_units, unit_status, write_unit
 
 log = logging.getLogger("xnli_study")
+
+
+@dataclass(frozen=True)
+class UnitsRun:
+    """A unit stage's units run without its notebook (a shard): what :func:`run_units` and
+    :func:`unit_work` need of a :class:`~xnli_study.stages.StageRun`."""
+
+    config: object
+    run_dir: Path
+    stage: object  # the Stage
+    params_path: str
 
 
 def model_dir(run_dir: Path, condition: str, seed: int, kind: str) -> Path:
@@ -135,12 +148,6 @@ def _parallel_summary(xnli: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _remove_empty(folder: Path) -> None:
-    """Remove the run's scratch folder once training has emptied it."""
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-
-
 # ---- stage 2: intermediate training ------------------------------------------------------------
 HELDOUT_METRIC = {"single": "accuracy", "pair": "accuracy", "multiple_choice": "choice accuracy",
                   "extractive_qa": "exact_match", "parallel": "retrieval en->x", "lexicon": "word retrieval en->x"}
@@ -174,9 +181,12 @@ def pending_units(run) -> tuple[list[Unit], list[Unit]]:
 
 def resume_folder(run_dir: Path, unit: Unit) -> Path:
     """The folder of ``unit``'s mid-training checkpoints. Checkpoints left by a run of the same
-    unit key are kept (training resumes from the last); any others are deleted."""
+    unit key are kept (training resumes from the last); any others are deleted. Only the main
+    process of a data-parallel launch touches it (the launcher prepared it already)."""
     folder = RunFolder(run_dir).unit(unit.stage, unit.name, "checkpoints")
     key_file = RunFolder(run_dir).unit(unit.stage, unit.name, "checkpoint_key")
+    if not is_main_process():
+        return folder
     if folder.exists() and (not key_file.is_file() or key_file.read_text().strip() != unit.key):
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -184,12 +194,12 @@ def resume_folder(run_dir: Path, unit: Unit) -> Path:
     return folder
 
 
-def finish_unit(run, unit: Unit, *, started: float, outputs: list[Path], tables: dict[str, pd.DataFrame],
-                data: dict) -> None:
+def finish_unit(run_dir: Path, unit: Unit, *, started: float, outputs: list[Path],
+                tables: dict[str, pd.DataFrame], data: dict) -> None:
     """Write a unit's own tables, then its record (last), then drop its checkpoints."""
-    folder = RunFolder(run.run_dir)
+    folder = RunFolder(run_dir)
     paths = [write_table(folder.unit(unit.stage, unit.name, key), frame) for key, frame in tables.items()]
-    write_unit(run.run_dir, unit, outputs=[folder.relative(p) for p in [*outputs, *paths]], data=data,
+    write_unit(run_dir, unit, outputs=[folder.relative(p) for p in [*outputs, *paths]], data=data,
                seconds=time.perf_counter() - started)
     shutil.rmtree(folder.unit(unit.stage, unit.name, "checkpoints"), ignore_errors=True)
 
@@ -211,7 +221,6 @@ def run_units(run, units: list[Unit], todo: list[Unit], work, *, desc: str) -> N
             write_json(note, {"unit": unit.label, "error": reason, "at": now(), "traceback": traceback.format_exc()})
             log.error("unit %s failed: %s", unit.label, reason)
             failed[unit.name] = reason
-    _remove_empty(folder.scratch)
     if failed:
         listed = "; ".join(f"{name} ({reason})" for name, reason in failed.items())
         raise UnitsFailed(
@@ -240,49 +249,8 @@ def unit_results(run, units: list[Unit], table: str | None = None) -> tuple[list
 def train_intermediate(run) -> dict[str, pd.DataFrame]:
     """Fine-tune P on each intermediate task with every seed; save the encoder only. Each (task,
     seed) is a unit: one already complete for these settings is reused."""
-    config, run_dir = run.config, run.run_dir
     units, todo = pending_units(run)
-    if todo:
-        p_name = prepare_pretrained(config)
-        tokenizer = load_tokenizer(p_name, revision=config.encoder.revision,
-                                   trust_remote_code=config.encoder.trust_remote_code)
-        # each task is read once, not once per seed (parallel_align also reads XNLI for its overlap check)
-        task_data = {cond: load_task(cond, config, run_dir=run_dir) for cond in dict.fromkeys(u.condition for u in todo)}
-    def train(unit: Unit) -> None:
-        cond, seed = unit.condition, unit.seed
-        spec = get_task(cond)
-        data = task_data[cond]
-        train, held = heldout_split(data, spec, seed)
-        log.info("intermediate %s, seed %d: %d training examples", cond, seed, len(train))
-        model = load_task_model(p_name, task_format=spec.format, label_names=spec.label_names, seed=seed,
-                                revision=config.encoder.revision, trust_remote_code=config.encoder.trust_remote_code)
-        contrastive = None
-        if spec.is_alignment:
-            contrastive = (alignment_layer(spec, config, model), config.task_data(cond).temperature)
-        started = time.perf_counter()
-        result = fine_tune(model=model, tokenizer=tokenizer, train=train, seed=seed,
-                           settings=config.training.intermediate, device=config.device,
-                           eval_frame=held if len(held) and not spec.is_alignment else None,
-                           select_best=False, work_dir=RunFolder(run_dir).scratch,
-                           task_format=spec.format, contrastive=contrastive,
-                           cache_dir=RunFolder(run_dir).tokenized_cache, within=data,
-                           resume_dir=resume_folder(run_dir, unit), fault_point="intermediate-checkpoint")
-        seconds = round(time.perf_counter() - started, 2)
-        out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
-        if spec.is_alignment:
-            scores = _heldout_retrieval(result.model, p_name, tokenizer, held, contrastive[0], config)
-        else:
-            score, f1 = _heldout_score(result, tokenizer, held, spec, config)
-            # SQuAD's exact match has no chance level
-            scores = {"heldout_accuracy": score, "heldout_f1": f1, "heldout_pretrained": np.nan,
-                      "chance": np.nan if spec.format == "extractive_qa" else 1 / spec.num_labels}
-        row = {"condition": cond, "seed": seed, "train_examples": len(train),
-               "heldout_examples": len(held), "heldout_metric": HELDOUT_METRIC[spec.format],
-               **scores, "layer": contrastive[0] if contrastive else np.nan, "seconds": seconds}
-        finish_unit(run, unit, started=started, outputs=[out], data={"result": row},
-                    tables={"log": result.log.assign(condition=cond, seed=seed)})
-
-    run_units(run, units, todo, train, desc="intermediate tasks")
+    run_units(run, units, todo, unit_work(run, todo), desc="intermediate tasks")
     data, logs = unit_results(run, units, "log")
     log_table = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(
         columns=["condition", "seed", "step", "epoch", "loss"])
@@ -291,6 +259,55 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
     for key, frame in tables.items():
         run.save_table(key, frame)
     return tables
+
+
+def intermediate_inputs(config, run_dir: Path, todo: list[Unit]) -> dict:
+    """What the intermediate units to run read: P's name, its tokenizer, each task's data (read
+    once, not once per seed; parallel_align also reads XNLI for its overlap check)."""
+    p_name = prepare_pretrained(config)
+    tokenizer = load_tokenizer(p_name, revision=config.encoder.revision,
+                               trust_remote_code=config.encoder.trust_remote_code)
+    tasks = {cond: load_task(cond, config, run_dir=run_dir) for cond in dict.fromkeys(u.condition for u in todo)}
+    return {"p_name": p_name, "tokenizer": tokenizer, "tasks": tasks}
+
+
+def intermediate_unit(config, run_dir: Path, unit: Unit, inputs: dict) -> None:
+    """Train one (task, seed) unit, save its encoder, score it on the held-out tenth, record it.
+    In a data-parallel launch every process trains; only the main one goes on after training."""
+    p_name, tokenizer = inputs["p_name"], inputs["tokenizer"]
+    cond, seed = unit.condition, unit.seed
+    spec = get_task(cond)
+    data = inputs["tasks"][cond]
+    train, held = heldout_split(data, spec, seed)
+    log.info("intermediate %s, seed %d: %d training examples", cond, seed, len(train))
+    model = load_task_model(p_name, task_format=spec.format, label_names=spec.label_names, seed=seed,
+                            revision=config.encoder.revision, trust_remote_code=config.encoder.trust_remote_code)
+    contrastive = None
+    if spec.is_alignment:
+        contrastive = (alignment_layer(spec, config, model), config.task_data(cond).temperature)
+    started = time.perf_counter()
+    result = fine_tune(model=model, tokenizer=tokenizer, train=train, seed=seed,
+                       settings=config.training.intermediate, device=config.device,
+                       eval_frame=held if len(held) and not spec.is_alignment else None,
+                       select_best=False, task_format=spec.format, contrastive=contrastive,
+                       cache_dir=RunFolder(run_dir).tokenized_cache, within=data,
+                       resume_dir=resume_folder(run_dir, unit), fault_point="intermediate-checkpoint")
+    if not is_main_process():
+        return
+    seconds = round(time.perf_counter() - started, 2)
+    out = save_encoder(result.model, tokenizer, model_dir(run_dir, cond, seed, "intermediate"))
+    if spec.is_alignment:
+        scores = _heldout_retrieval(result.model, p_name, tokenizer, held, contrastive[0], config)
+    else:
+        score, f1 = _heldout_score(result, tokenizer, held, spec, config)
+        # SQuAD's exact match has no chance level
+        scores = {"heldout_accuracy": score, "heldout_f1": f1, "heldout_pretrained": np.nan,
+                  "chance": np.nan if spec.format == "extractive_qa" else 1 / spec.num_labels}
+    row = {"condition": cond, "seed": seed, "train_examples": len(train),
+           "heldout_examples": len(held), "heldout_metric": HELDOUT_METRIC[spec.format],
+           **scores, "layer": contrastive[0] if contrastive else np.nan, "seconds": seconds}
+    finish_unit(run_dir, unit, started=started, outputs=[out], data={"result": row},
+                tables={"log": result.log.assign(condition=cond, seed=seed)})
 
 
 #: columns of the intermediate results table; ``heldout_pretrained`` is P's score on the same
@@ -350,55 +367,15 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
     """For every condition and seed: I_t + fresh head on English MNLI, selected on English dev;
     then zero-shot evaluation on every language. Keeps per-example predictions. Each (condition,
     seed) is a unit: one already complete for these settings is reused."""
-    config, run_dir = run.config, run.run_dir
     units, todo = pending_units(run)
-    settings = config.training.mnli
-    devices = world_size()
-    if todo:
-        p_name = prepare_pretrained(config)
-        tokenizer = load_tokenizer(p_name, revision=config.encoder.revision,
-                                   trust_remote_code=config.encoder.trust_remote_code)
-        mnli = nli_as_pairs(load_mnli(config, run_dir=run_dir))
-        dev = load_xnli(config, split="dev", run_dir=run_dir)
-        dev_en = nli_as_pairs(dev[dev["lang"] == "en"])
-        if (dev_en["label"] < 0).any():
-            raise DataError("English XNLI dev has unlabelled rows; model selection needs labels")
-        test = load_xnli(config, split=config.xnli.eval_split, run_dir=run_dir)
-        if (test["label"] < 0).any():
-            raise DataError(
-                f"XNLI {config.xnli.eval_split} has no labels (XTREME test files carry none); evaluate on "
-                "a labelled source or set xnli.eval_split: dev")
-    def train(unit: Unit) -> None:
-        cond, seed = unit.condition, unit.seed
-        encoder = None if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
-        model = load_nli_start(p_name, encoder, seed=seed, label_names=NLI_LABELS, revision=config.encoder.revision,
-                               trust_remote_code=config.encoder.trust_remote_code)
-        started = time.perf_counter()
-        result = fine_tune(model=model, tokenizer=tokenizer, train=mnli, seed=seed,
-                           settings=settings, device=config.device, eval_frame=dev_en,
-                           select_best=True, work_dir=RunFolder(run_dir).scratch,
-                           cache_dir=RunFolder(run_dir).tokenized_cache,
-                           resume_dir=resume_folder(run_dir, unit), fault_point="mnli-checkpoint")
-        out = save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final"))
-        probs = predict(result.model, tokenizer, test, batch_size=settings.eval_batch_size,
-                        max_length=settings.max_length, device=config.device,
-                        precision=settings.precision)
-        row = {"condition": cond, "seed": seed, "best_step": result.best_step,
-               "dev_en_accuracy": result.best_metric, "train_examples": len(mnli),
-               "devices": devices, "effective_batch": settings.effective_batch(devices),
-               "seconds": round(time.perf_counter() - started, 2)}
-        finish_unit(run, unit, started=started, outputs=[out], data={"selection": row},
-                    tables={"predictions": predictions_table(test, probs, condition=cond, seed=seed),
-                            "log": result.log.assign(condition=cond, seed=seed)})
-
-    run_units(run, units, todo, train, desc="MNLI fine-tuning + XNLI")
+    run_units(run, units, todo, unit_work(run, todo), desc="MNLI fine-tuning + XNLI")
     data, predictions = unit_results(run, units, "predictions")
-    logs = [read_table(RunFolder(run_dir).unit(u.stage, u.name, "log")) for u in units]
+    logs = [read_table(RunFolder(run.run_dir).unit(u.stage, u.name, "log")) for u in units]
     preds = pd.concat(predictions, ignore_index=True)
     acc = accuracy_table(preds)
     tables = {
         "accuracy": acc, "accuracy_mean": mean_over_seeds(acc),
-        "transfer_summary": transfer_summary(acc, languages=config.languages),
+        "transfer_summary": transfer_summary(acc, languages=run.config.languages),
         "mnli_log": pd.concat(logs, ignore_index=True), "selection": pd.DataFrame([d["selection"] for d in data]),
     }
     run.save_table("predictions", preds)
@@ -406,6 +383,54 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
         run.save_table(key, frame)
     tables["predictions"] = preds
     return tables
+
+
+def transfer_inputs(config, run_dir: Path, todo: list[Unit]) -> dict:
+    """What the MNLI units read: P's name and tokenizer, MNLI, English XNLI dev, the XNLI
+    evaluation split (labelled)."""
+    p_name = prepare_pretrained(config)
+    tokenizer = load_tokenizer(p_name, revision=config.encoder.revision,
+                               trust_remote_code=config.encoder.trust_remote_code)
+    mnli = nli_as_pairs(load_mnli(config, run_dir=run_dir))
+    dev = load_xnli(config, split="dev", run_dir=run_dir)
+    dev_en = nli_as_pairs(dev[dev["lang"] == "en"])
+    if (dev_en["label"] < 0).any():
+        raise DataError("English XNLI dev has unlabelled rows; model selection needs labels")
+    test = load_xnli(config, split=config.xnli.eval_split, run_dir=run_dir)
+    if (test["label"] < 0).any():
+        raise DataError(
+            f"XNLI {config.xnli.eval_split} has no labels (XTREME test files carry none); evaluate on "
+            "a labelled source or set xnli.eval_split: dev")
+    return {"p_name": p_name, "tokenizer": tokenizer, "mnli": mnli, "dev_en": dev_en, "test": test}
+
+
+def transfer_unit(config, run_dir: Path, unit: Unit, inputs: dict) -> None:
+    """Train one (condition, seed) on MNLI with selection on English dev, predict every XNLI
+    item, record it. In a data-parallel launch only the main process goes on after training."""
+    settings = config.training.mnli
+    tokenizer, test = inputs["tokenizer"], inputs["test"]
+    cond, seed = unit.condition, unit.seed
+    encoder = None if cond == "none" else str(model_dir(run_dir, cond, seed, "intermediate"))
+    model = load_nli_start(inputs["p_name"], encoder, seed=seed, label_names=NLI_LABELS,
+                           revision=config.encoder.revision, trust_remote_code=config.encoder.trust_remote_code)
+    started = time.perf_counter()
+    result = fine_tune(model=model, tokenizer=tokenizer, train=inputs["mnli"], seed=seed,
+                       settings=settings, device=config.device, eval_frame=inputs["dev_en"],
+                       select_best=True, cache_dir=RunFolder(run_dir).tokenized_cache,
+                       resume_dir=resume_folder(run_dir, unit), fault_point="mnli-checkpoint")
+    if not is_main_process():
+        return
+    devices = world_size()
+    out = save_model(result.model, tokenizer, model_dir(run_dir, cond, seed, "final"))
+    probs = predict(result.model, tokenizer, test, batch_size=settings.eval_batch_size,
+                    max_length=settings.max_length, device=config.device, precision=settings.precision)
+    row = {"condition": cond, "seed": seed, "best_step": result.best_step,
+           "dev_en_accuracy": result.best_metric, "train_examples": len(inputs["mnli"]),
+           "devices": devices, "effective_batch": settings.effective_batch(devices),
+           "seconds": round(time.perf_counter() - started, 2)}
+    finish_unit(run_dir, unit, started=started, outputs=[out], data={"selection": row},
+                tables={"predictions": predictions_table(test, probs, condition=cond, seed=seed),
+                        "log": result.log.assign(condition=cond, seed=seed)})
 
 
 # ---- stage 4: alignment ----------------------------------------------------------------------
@@ -427,33 +452,9 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     Each checkpoint is a unit: one already measured for these settings is reused."""
     config, run_dir = run.config, run.run_dir
     a = config.alignment
-    xnli = load_xnli(config, split=a.probe_split, run_dir=run_dir)
-    probe = al.probe_set(xnli, max_sentences=a.max_sentences, seed=a.seed)
-    run.save_table("probe_set", probe)
+    run.save_table("probe_set", alignment_inputs(config, run_dir, [])["probe"])
     units, todo = pending_units(run)
-    def measure(unit: Unit) -> None:
-        started = time.perf_counter()
-        path = checkpoint_path(config, run_dir, unit)
-        emb = al.cached_embeddings(path, probe, cache_dir=RunFolder(run_dir).embeddings_cache,
-                                   batch_size=a.batch_size, max_length=a.max_length,
-                                   device=config.device, trust_remote_code=config.encoder.trust_remote_code,
-                                   revision=config.encoder.revision if unit.checkpoint == "pretrained" else None)
-        n_layers = next(iter(emb.values())).shape[0] - 1
-        layers = list(range(n_layers + 1)) if a.layers == "all" else [l for l in a.layers if l <= n_layers]
-        keys = {"checkpoint": encoder_label(unit.checkpoint, unit.condition, unit.seed), "stage": unit.checkpoint,
-                "condition": unit.condition, "seed": -1 if unit.seed is None else unit.seed}
-        frames = [al.alignment_metrics(emb, layers=layers).assign(**keys)]
-        if a.language_id_sentences:
-            n = next(iter(emb.values())).shape[1]
-            keep = np.sort(np.random.default_rng(a.seed).permutation(n)[: a.language_id_sentences])
-            frames.append(al.language_id_by_layer(emb, layers=layers, rows=keep, seed=a.seed).assign(**keys))
-        if removable(unit.checkpoint, config.training.save_models) and removed_note(path) is None:
-            remove_model(path, save_models=config.training.save_models,
-                         weights=weights_fingerprint(load_encoder(path, trust_remote_code=config.encoder.trust_remote_code)))
-        finish_unit(run, unit, started=started, outputs=[], data={"n_layers": n_layers},
-                    tables={"metrics": pd.concat(frames, ignore_index=True)})
-
-    run_units(run, units, todo, measure, desc="alignment checkpoints")
+    run_units(run, units, todo, unit_work(run, todo), desc="alignment checkpoints")
     data, frames = unit_results(run, units, "metrics")
     n_layers = data[0]["n_layers"]
     table = pd.concat(frames, ignore_index=True)
@@ -463,8 +464,82 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     changes = alignment_changes(table)
     run.save_table("alignment", table)
     run.save_table("alignment_changes", changes)
-    return {"alignment": table, "changes": changes, "probe": probe,
+    return {"alignment": table, "changes": changes, "probe": read_table(run.folder.table("probe_set")),
             "headline_layer": headline, "n_layers": n_layers}
+
+
+def alignment_inputs(config, run_dir: Path, todo: list[Unit]) -> dict:
+    """The probe set every alignment unit embeds (deduplicated parallel sentences, seeded)."""
+    a = config.alignment
+    xnli = load_xnli(config, split=a.probe_split, run_dir=run_dir)
+    return {"probe": al.probe_set(xnli, max_sentences=a.max_sentences, seed=a.seed)}
+
+
+def alignment_unit(config, run_dir: Path, unit: Unit, inputs: dict) -> None:
+    """Embed the probe set with one checkpoint (or read its cached vectors), measure every metric
+    at every layer, record it; then remove the checkpoint where ``training.save_models`` says."""
+    a = config.alignment
+    started = time.perf_counter()
+    path = checkpoint_path(config, run_dir, unit)
+    emb = al.cached_embeddings(path, inputs["probe"], cache_dir=RunFolder(run_dir).embeddings_cache,
+                               batch_size=a.batch_size, max_length=a.max_length,
+                               device=config.device, trust_remote_code=config.encoder.trust_remote_code,
+                               revision=config.encoder.revision if unit.checkpoint == "pretrained" else None)
+    n_layers = next(iter(emb.values())).shape[0] - 1
+    layers = list(range(n_layers + 1)) if a.layers == "all" else [l for l in a.layers if l <= n_layers]
+    keys = {"checkpoint": encoder_label(unit.checkpoint, unit.condition, unit.seed), "stage": unit.checkpoint,
+            "condition": unit.condition, "seed": -1 if unit.seed is None else unit.seed}
+    frames = [al.alignment_metrics(emb, layers=layers).assign(**keys)]
+    if a.language_id_sentences:
+        n = next(iter(emb.values())).shape[1]
+        keep = np.sort(np.random.default_rng(a.seed).permutation(n)[: a.language_id_sentences])
+        frames.append(al.language_id_by_layer(emb, layers=layers, rows=keep, seed=a.seed).assign(**keys))
+    if removable(unit.checkpoint, config.training.save_models) and removed_note(path) is None:
+        remove_model(path, save_models=config.training.save_models,
+                     weights=weights_fingerprint(load_encoder(path, trust_remote_code=config.encoder.trust_remote_code)))
+    finish_unit(run_dir, unit, started=started, outputs=[], data={"n_layers": n_layers},
+                tables={"metrics": pd.concat(frames, ignore_index=True)})
+
+
+#: each unit stage's work: (what its units read, loaded once per run of the stage; one unit)
+UNIT_WORK = {"intermediate": (intermediate_inputs, intermediate_unit),
+             "transfer": (transfer_inputs, transfer_unit),
+             "alignment": (alignment_inputs, alignment_unit)}
+#: the stages whose units train, and so run under ``accelerate launch`` when ``distributed`` says
+TRAINING_STAGES = ("intermediate", "transfer")
+
+
+def unit_work(run, todo: list[Unit]):
+    """``work(unit)`` for the units ``todo`` of ``run``'s stage: in this process (the inputs read
+    once, on the first unit), or for a training stage with ``distributed`` set, each unit as
+    ``accelerate launch`` with the configured processes (:mod:`xnli_study.launch`)."""
+    config, run_dir, stage = run.config, run.run_dir, run.stage.name
+    if stage in TRAINING_STAGES and config.distributed.launched:
+        def launched(unit: Unit) -> None:
+            resume_folder(run_dir, unit)
+            run_launched(config, params_path=run.params_path, run_dir=run_dir, unit=unit)
+            if unit_status(run_dir, unit) is not None:
+                raise DataError(f"the launched training of {unit.label} ended without its record; its output: "
+                                f"{RunFolder(run_dir).unit(unit.stage, unit.name, 'launch_log')}")
+        return launched
+    read, work = UNIT_WORK[stage]
+    loaded: dict = {}
+
+    def here(unit: Unit) -> None:
+        if not loaded:
+            loaded.update(read(config, run_dir, todo))
+        work(config, run_dir, unit, loaded)
+    return here
+
+
+def run_one_unit(config, run_dir: Path, stage: str, name: str) -> None:
+    """Run the unit ``stage/name`` of ``config`` in this process: what a launched worker does
+    (``python -m xnli_study.worker``), one process of several."""
+    units = {u.name: u for u in stage_units(config, stage)}
+    if name not in units:
+        raise DataError(f"stage {stage} has no unit {name!r} for these params; its units: {', '.join(units)}")
+    read, work = UNIT_WORK[stage]
+    work(config, run_dir, units[name], read(config, run_dir, [units[name]]))
 
 
 def alignment_changes(table: pd.DataFrame) -> pd.DataFrame:

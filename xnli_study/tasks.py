@@ -702,7 +702,8 @@ def _local(spec: TaskSpec, path: Path, *, languages: list[str], report: ReadRepo
 def _hub(spec: TaskSpec, *, languages: list[str], report: ReadReport, max_rows: int | None) -> pd.DataFrame:
     if not spec.hub:
         raise DataError(f"task {spec.name!r} has no hub source; {hub_fix(spec)}")
-    require_hub(f"task {spec.name!r} ({spec.hub_ids})", fix=hub_fix(spec))
+    require_hub(f"task {spec.name!r} ({spec.hub_ids})", fix=hub_fix(spec),
+                datasets=[(source.hub_id, source.revision) for source in spec.hub])
     if spec.load_hub is not None:
         return spec.load_hub(spec, languages=languages, report=report, max_rows=max_rows)
     import datasets

@@ -178,7 +178,7 @@ def encode_cached(fmt: str, tokenizer, frame: pd.DataFrame, *, max_length: int,
     quiet = datasets.utils.are_progress_bars_disabled()
     datasets.utils.disable_progress_bars()  # no "Saving the dataset" bar per unit
     try:
-        with atomic_dir(folder) as tmp:  # whole or absent
+        with atomic_dir(folder, keep_existing=True) as tmp:  # whole or absent; content-keyed
             encoded.save_to_disk(str(tmp))
     finally:
         if not quiet:
@@ -231,6 +231,14 @@ def schedule(n_examples: int, settings, *, world_size: int = 1) -> Schedule:
     total = max(1, math.ceil(steps_per_epoch * settings.epochs))
     return Schedule(effective_batch=settings.effective_batch(world_size), steps_per_epoch=steps_per_epoch,
                     total_steps=total, eval_every=max(1, steps_per_epoch // settings.evals_per_epoch))
+
+
+def is_main_process() -> bool:
+    """Whether this process is the main one of a data-parallel launch (or a plain process): the
+    only one that writes into the run folder."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def world_size(args=None) -> int:
@@ -315,11 +323,15 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
 
     ``eval_frame`` is scored ``settings.evals_per_epoch`` times per epoch (accuracy in [0, 1]);
     with ``select_best`` the model with the best eval accuracy is returned, else the last one.
-    Checkpoints live in a temporary folder under ``work_dir`` that is removed afterwards, or, with
-    ``resume_dir`` and ``settings.checkpoint_every`` not ``off``, in ``resume_dir``: each one whole
-    (weights, optimizer, scheduler, RNG state), and a call that finds one there resumes from the
-    last with the same result as an uninterrupted run (the caller removes the folder once the
-    outcome is saved). ``fault_point`` names the point of :mod:`xnli_study.faults` just after a
+    Checkpoints live in ``resume_dir`` (the caller removes it once the outcome is saved), or without
+    one in a temporary folder under ``work_dir`` that is removed afterwards. With
+    ``settings.checkpoint_every`` not ``off`` each checkpoint in ``resume_dir`` is whole (weights,
+    optimizer, scheduler, RNG state), and a call that finds one there resumes from the last with
+    the same result as an uninterrupted run.
+
+    Under ``accelerate launch`` (or ``torchrun``) every process calls this with the same
+    arguments; the ``Trainer`` splits each optimizer step's batch between them, and only the main
+    process writes checkpoints. ``fault_point`` names the point of :mod:`xnli_study.faults` just after a
     checkpoint is saved.
     With ``cache_dir`` the tokenised data is read from (or written to) that cache; ``within``, the
     frame that ``train`` and ``eval_frame`` were split from, is then encoded whole, once
@@ -339,10 +351,12 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
                              cache_dir=cache_dir, within=within) if eval_frame is not None else None)
     cuda = dev.type == "cuda"
     resumable = resume_dir is not None and settings.checkpoint_every != "off"
-    if resumable:
+    tmp = None
+    if resume_dir is not None:  # one folder that every process of a data-parallel run agrees on
         out = Path(resume_dir)
+        if not resumable and is_main_process():  # checkpoints for model selection only, never resumed
+            shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True, exist_ok=True)
-        tmp = None
     else:
         if work_dir is not None:
             Path(work_dir).mkdir(parents=True, exist_ok=True)
@@ -376,6 +390,9 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         greater_is_better=True,
         logging_steps=1,
         logging_nan_inf_filter=False,  # a non-finite loss is logged as such, and stops the training
+        # every loss here is a mean over the batch: across processes the gradients are averaged,
+        # not scaled by the process count (which suits losses summed over tokens)
+        average_tokens_across_devices=False,
         report_to="none",
         disable_tqdm=not progress,
         use_cpu=dev.type == "cpu",
@@ -439,13 +456,13 @@ CHECKPOINT_SAVED = "saved-whole"
 
 
 def last_checkpoint(folder: str | Path) -> Path | None:
-    """The last checkpoint in ``folder`` that was saved whole; half-saved ones (a run killed
-    while saving) are deleted."""
+    """The last checkpoint in ``folder`` that was saved whole; the main process deletes half-saved
+    ones (a run killed while saving)."""
     whole = []
     for path in Path(folder).glob("checkpoint-*"):
         if (path / CHECKPOINT_SAVED).is_file():
             whole.append(path)
-        else:
+        elif is_main_process():
             shutil.rmtree(path, ignore_errors=True)
     return max(whole, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
@@ -464,6 +481,8 @@ def checkpoint_saved(fault_point: str | None):
                     "or train in fp32 (precision: fp32)")
 
         def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:  # the main process saved it
+                return
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             if folder.is_dir():
                 (folder / CHECKPOINT_SAVED).write_text(str(state.global_step))
@@ -476,7 +495,10 @@ def checkpoint_saved(fault_point: str | None):
 def resumable_trainer(base):
     """``base`` (a ``Trainer`` class) whose length-grouped batches are drawn from the seed and the
     epoch alone. The ``Trainer``'s own length-grouped sampler draws from the global random state
-    when an epoch starts, which a run resumed mid-epoch cannot restore: its batches would differ."""
+    when an epoch starts, which a run resumed mid-epoch cannot restore: its batches would differ.
+    Examples are grouped by the global batch (every process's batches of one optimizer step), so
+    that N processes see, step by step, the examples one process sees with an N times larger batch
+    (each process takes every N-th batch of the one order)."""
     from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
 
     class EpochSeededSampler(LengthGroupedSampler):
@@ -496,7 +518,7 @@ def resumable_trainer(base):
             sampler = super()._get_train_sampler(train_dataset)
             if isinstance(sampler, LengthGroupedSampler):
                 seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-                return EpochSeededSampler(sampler.batch_size, sampler.lengths, seed)
+                return EpochSeededSampler(sampler.batch_size * world_size(self.args), sampler.lengths, seed)
             return sampler
 
     return ResumableTrainer

@@ -223,3 +223,15 @@ def describe(run_dir: str | Path, units: list[Unit], *, force: bool = False) -> 
             todo.append(unit)
             reasons.setdefault(why, []).append(unit.name)
     return todo, [f"{why}: {', '.join(names)}" for why, names in reasons.items()]
+
+
+def chains(config: StudyConfig) -> list[tuple[str, int] | str]:
+    """The chains that shards share out: each (condition, seed), whose intermediate training, MNLI
+    training and alignment units build on one another, then P's alignment (``"pretrained"``)."""
+    return [(cond, seed) for cond in config.conditions for seed in config.seeds] + ["pretrained"]
+
+
+def shard_of(config: StudyConfig, unit: Unit, count: int) -> int:
+    """Which of ``count`` shards runs ``unit``: its chain's index modulo ``count``."""
+    chain = "pretrained" if unit.checkpoint == "pretrained" else (unit.condition, unit.seed)
+    return chains(config).index(chain) % count

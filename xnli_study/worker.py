@@ -1,0 +1,41 @@
+"""One process of a data-parallel training unit: what ``accelerate launch`` starts N times
+(:mod:`xnli_study.launch`). Every process trains; the main one saves and records the unit.
+
+``python -m xnli_study.worker --params P --run-dir R --stage intermediate --unit sst2-seed0``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+from .config import load_params
+from .launch import WORKER_ERROR
+from .stages import at_run_dir
+from .study import run_one_unit
+from .training import is_main_process
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m xnli_study.worker", description=__doc__)
+    parser.add_argument("--params", required=True)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--stage", required=True, choices=["intermediate", "transfer"])
+    parser.add_argument("--unit", required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if is_main_process() else logging.WARNING, format="%(message)s")
+    try:
+        config = at_run_dir(load_params(args.params), args.run_dir)
+        run_one_unit(config, Path(args.run_dir), args.stage, args.unit)
+    except Exception as err:  # noqa: BLE001 - the launcher reports this line
+        traceback.print_exc()
+        print(f"{WORKER_ERROR} {type(err).__name__}: {' '.join(str(err).split())}", flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
