@@ -1,6 +1,8 @@
 """Data-parallel training through ``accelerate launch``: a training unit run with 2 CPU processes
 (gloo) writes the same files as one process, and with the same global batch (2 x 8 against
-1 x 16) its training losses and model selection match one process's.
+1 x 16) its training losses and model selection match one process's: for a classification task,
+for an alignment task (whose InfoNCE negatives are the whole global batch's: the vectors of both
+processes are gathered) and for an MNLI training with model selection.
 
 The encoder is a tiny BERT without dropout, so the only difference left between the two is the
 order of floating-point sums (the gradients are averaged across processes)."""
@@ -26,8 +28,9 @@ from xnli_study.units import read_unit, stage_units
 
 pytestmark = pytest.mark.slow
 
-#: the units trained both ways: an intermediate task, and an MNLI training with model selection
-UNITS = {"intermediate": ["sst2-seed0"], "transfer": ["none-seed0"]}
+#: the units trained both ways: an intermediate task, an alignment task (InfoNCE over the batch),
+#: and an MNLI training with model selection
+UNITS = {"intermediate": ["sst2-seed0", "parallel_align-seed0"], "transfer": ["none-seed0"]}
 #: the logged training losses of 2 processes and of 1 may differ by this much (float sums only; a
 #: batch grouped otherwise differs by about 0.04)
 LOSS_TOLERANCE = 1e-3
@@ -54,7 +57,9 @@ def params(folder: Path, encoder: Path, *, processes: int, batch_size: int) -> P
         "encoder": {"name": str(encoder)}, "languages": ["en", "fr"],
         "xnli": {"source": "sample", "eval_split": "test", "max_items": 40},
         "mnli": {"source": "sample", "max_examples": 380},
-        "conditions": ["none", "sst2"], "tasks": {"sst2": {"source": "sample", "max_examples": 400}},
+        "conditions": ["none", "sst2", "parallel_align"],
+        "tasks": {"sst2": {"source": "sample", "max_examples": 400},
+                  "parallel_align": {"source": "sample", "max_examples": 600, "layer": 1}},
         "training": {"intermediate": training, "mnli": {**training, "evals_per_epoch": 4}},
         "distributed": {"processes": processes},
     }
@@ -93,7 +98,7 @@ def files(run_dir: Path) -> set[str]:
 def test_two_processes_write_the_files_of_one(runs):
     one, two = runs
     launched = {f for f in files(two) if f.endswith(RunFolder(two).unit("a", "b", "launch_log").name)}
-    assert launched == {"units/intermediate/sst2-seed0/launch.log", "units/transfer/none-seed0/launch.log"}
+    assert launched == {f"units/{stage}/{name}/launch.log" for stage, names in UNITS.items() for name in names}
     assert files(two) - launched == files(one)
 
 
@@ -108,7 +113,7 @@ def test_two_processes_train_as_one_with_the_same_global_batch(runs):
             # every step but the epoch's last, whose short batch Accelerate evens out across the
             # processes by repeating examples from the start
             losses = pd.concat([a["loss"], b["loss"]], axis=1, keys=["one", "two"]).dropna().iloc[:-1]
-            assert len(losses) >= 3, stage
+            assert len(losses) >= 1, stage
             gap = (losses["one"] - losses["two"]).abs()
             assert gap.max() < LOSS_TOLERANCE, (stage, losses)
             assert losses["one"].max() - losses["one"].min() > 0.002, stage  # the weights moved
@@ -121,11 +126,12 @@ def test_two_processes_train_as_one_with_the_same_global_batch(runs):
     assert abs(selection_two["dev_en_accuracy"] - selection_one["dev_en_accuracy"]) < 0.05
 
 
-def test_the_launch_command_follows_the_params(tmp_path, encoder):
+def test_the_launch_command_follows_the_params(tmp_path, encoder, monkeypatch):
     config = load_params(params(tmp_path, encoder, processes=2, batch_size=8))
     unit = stage_units(config, "intermediate")[0]
-    cmd = launch_command(config, params_path="p.yaml", run_dir=tmp_path, unit=unit)
-    assert cmd[cmd.index("--num_processes") + 1] == "2" and "--config_file" not in cmd
+    cmd = launch_command(config, params_path="p.yaml", run_dir=tmp_path, unit=unit, scratch=tmp_path)
+    own = yaml.safe_load(Path(cmd[cmd.index("--config_file") + 1]).read_text())  # not the user's default config
+    assert own["num_processes"] == 2 and own["num_machines"] == 1 and own["gpu_ids"] == "all"
     assert cmd[-4:] == ["--stage", "intermediate", "--unit", "sst2-seed0"]
     accelerate = tmp_path / "accelerate.yaml"
     accelerate.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: MULTI_GPU\nnum_machines: 2\n"
@@ -134,8 +140,17 @@ def test_the_launch_command_follows_the_params(tmp_path, encoder):
     data["distributed"]["accelerate_config"] = str(accelerate)
     (tmp_path / "p2.yaml").write_text(yaml.safe_dump(data))
     config = load_params(tmp_path / "p2.yaml")
-    cmd = launch_command(config, params_path="p.yaml", run_dir=tmp_path, unit=unit)
-    assert cmd[cmd.index("--config_file") + 1] == str(accelerate) and "--num_processes" not in cmd
+    from xnli_study.errors import ParamsError
+    from xnli_study.launch import check_distributed
+
+    monkeypatch.delenv("SLURM_JOB_NUM_NODES", raising=False)
+    with pytest.raises(ParamsError, match="needs a launcher on every node"):  # two nodes, no allocation
+        check_distributed(config)
+    monkeypatch.setenv("SLURM_JOB_NUM_NODES", "2")
+    check_distributed(config)
+    cmd = launch_command(config, params_path="p.yaml", run_dir=tmp_path, unit=unit, scratch=tmp_path)
+    assert cmd[:4] == ["srun", "--nodes=2", "--ntasks-per-node=1", "--kill-on-bad-exit=1"]  # a launcher per node
+    assert cmd[cmd.index("--config_file") + 1] == str(accelerate) and cmd[cmd.index("--rdzv_backend") + 1] == "c10d"
 
 
 def test_more_processes_than_gpus_is_refused(tmp_path, encoder, monkeypatch):

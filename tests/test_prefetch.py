@@ -71,3 +71,17 @@ def test_offline_a_prefetched_dataset_is_read_from_the_cache(tmp_path, monkeypat
     hub.require_hub("XNLI (facebook/xnli)", fix="fetch it", datasets=[("facebook/xnli", None)])  # no error
     with pytest.raises(HubUnavailableError):  # one of two cached is not enough
         hub.require_hub("two", fix="fetch it", datasets=[("facebook/xnli", None), ("nyu-mll/multi_nli", None)])
+
+
+def test_a_failed_download_is_one_line_naming_what(tmp_path, monkeypatch, capsys):
+    (tmp_path / "cosmos.jsonl").write_text("")
+    params = write_params(tmp_path, HUB_PROFILE)
+
+    def gated(name, **kwargs):
+        raise OSError("401 Client Error: access to model FacebookAI/xlm-roberta-base is restricted")
+
+    monkeypatch.setattr(prefetch, "hub_reachable", lambda: True)
+    monkeypatch.setattr(prefetch, "load_tokenizer", gated)
+    assert main(["prefetch", "--params", str(params)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: fetching encoder FacebookAI/xlm-roberta-base failed: OSError: 401")

@@ -92,8 +92,15 @@ def test_a_training_killed_after_a_checkpoint_resumes_to_the_same_result(case, t
 def test_without_checkpoints_nothing_is_left_to_resume_from(toy_model, tmp_path):
     tokenizer, path = toy_model
     settings = StageTrainingConfig(epochs=1, learning_rate=2e-3, batch_size=16, max_length=32,
-                                   checkpoint_every="off")
+                                   checkpoint_every="off", evals_per_epoch=2)
     model = models.load_classifier(path, num_labels=2, seed=0)
-    training.fine_tune(model=model, tokenizer=tokenizer, train=toy_task(64, 0), settings=settings, seed=0,
-                       device="cpu", progress=False, resume_dir=tmp_path / "r", work_dir=tmp_path / "w")
-    assert not list((tmp_path / "r").glob("checkpoint-*")) and not (tmp_path / "w").exists()
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "checkpoint-99").mkdir()  # left by an earlier run: never resumed from with off
+    result = training.fine_tune(model=model, tokenizer=tokenizer, train=toy_task(64, 0), settings=settings, seed=0,
+                                device="cpu", progress=False, resume_dir=tmp_path / "r", work_dir=tmp_path / "w",
+                                eval_frame=toy_task(16, 1), select_best=True)
+    # the model selection's checkpoints went to the unit's folder (the caller removes it), none whole
+    saved = sorted(p.name for p in (tmp_path / "r").glob("checkpoint-*"))
+    assert saved and "checkpoint-99" not in saved and result.best_step is not None
+    assert not list((tmp_path / "r").glob(f"checkpoint-*/{training.CHECKPOINT_SAVED}"))
+    assert not (tmp_path / "w").exists()

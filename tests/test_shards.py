@@ -113,17 +113,24 @@ def fake_cli(tmp_path):
 
 def test_the_one_node_script_runs_a_shard_per_gpu_then_the_merge(root, tmp_path, fake_cli):
     stub, calls = fake_cli
-    env = {**{k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}, "XNLI_STUDY": str(stub)}
-    done = subprocess.run(["bash", str(root / "scripts" / "gpus_one_node.sh"), "p.yaml", "out", "3"], cwd=tmp_path,
-                          env=env, capture_output=True, text=True)
+    env = {**os.environ, "XNLI_STUDY": str(stub), "CUDA_VISIBLE_DEVICES": "0,1,2"}
+    script = ["bash", str(root / "scripts" / "gpus_one_node.sh"), "p.yaml", "out"]
+    done = subprocess.run(script, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     lines = calls.read_text().splitlines()
     shards = sorted(lines[:3])
     assert shards == [f"CUDA={i} OFFLINE= run --params p.yaml --out out --quiet --shard {i}/3" for i in range(3)]
-    assert lines[3] == "CUDA= OFFLINE= run --params p.yaml --out out"  # the merge, once every shard ended
+    assert lines[3] == "CUDA=0,1,2 OFFLINE= run --params p.yaml --out out"  # the merge, once every shard ended
     calls.unlink()
-    failed = subprocess.run(["bash", str(root / "scripts" / "gpus_one_node.sh"), "p.yaml", "out", "2"],
-                            cwd=tmp_path, env={**env, "FAIL_SHARD": "1/2"}, capture_output=True, text=True)
+    pairs = subprocess.run(script, cwd=tmp_path, env={**env, "CUDA_VISIBLE_DEVICES": "4,5,6,7", "PER_SHARD": "2"},
+                           capture_output=True, text=True)
+    assert pairs.returncode == 0, pairs.stderr
+    assert sorted(calls.read_text().splitlines()[:2]) == [
+        "CUDA=4,5 OFFLINE= run --params p.yaml --out out --quiet --shard 0/2",
+        "CUDA=6,7 OFFLINE= run --params p.yaml --out out --quiet --shard 1/2"]
+    calls.unlink()
+    failed = subprocess.run(script, cwd=tmp_path, env={**env, "CUDA_VISIBLE_DEVICES": "0,1", "FAIL_SHARD": "1/2"},
+                            capture_output=True, text=True)
     assert failed.returncode == 1 and "shard 1/2 failed: error: it broke" in failed.stderr
     assert len(calls.read_text().splitlines()) == 2  # no merge after a failed shard
 
@@ -131,8 +138,33 @@ def test_the_one_node_script_runs_a_shard_per_gpu_then_the_merge(root, tmp_path,
 def test_the_slurm_script_runs_its_array_task_as_a_shard(root, tmp_path, fake_cli):
     stub, calls = fake_cli
     env = {**{k: v for k, v in os.environ.items() if k not in ("CUDA_VISIBLE_DEVICES", "HF_HUB_OFFLINE")},
-           "XNLI_STUDY": str(stub), "SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "8"}
+           "XNLI_STUDY": str(stub), "SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1",
+           "SLURM_ARRAY_TASK_MAX": "8"}
     done = subprocess.run(["bash", str(root / "scripts" / "slurm_array.sh"), "p.yaml", "/runs/full"], cwd=tmp_path,
                           env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert calls.read_text().strip() == "CUDA= OFFLINE=1 run --params p.yaml --out /runs/full --quiet --shard 5/8"
+    # an array numbered 1-8: its fifth task is shard 4 of 8
+    assert calls.read_text().strip() == "CUDA= OFFLINE=1 run --params p.yaml --out /runs/full --quiet --shard 4/8"
+
+
+@pytest.fixture
+def small_params(tmp_path, smoke_yaml):
+    path = tmp_path / "p.yaml"
+    path.write_text(smoke_yaml.read_text().replace("output_dir: ../outputs", f"output_dir: {tmp_path / 'outputs'}"))
+    return path, RunFolder(tmp_path / "outputs" / "smoke")
+
+
+def test_a_run_and_the_shards_of_one_folder_exclude_each_other(small_params, capsys):
+    from xnli_study.pipeline import folder_lock
+
+    params, folder = small_params
+    with folder_lock(folder.lock, shared=True):  # a shard is running
+        assert main(["run", "--params", str(params), "--quiet"]) == 1
+        assert "shards or another run are using" in capsys.readouterr().err
+    with folder_lock(folder.shard(0, 2, "lock"), shared=False):  # shard 0/2 is running
+        assert main(["run", "--params", str(params), "--quiet", "--shard", "0/2"]) == 1
+        assert "shard 0/2 is already running" in capsys.readouterr().err
+    with folder_lock(folder.lock, shared=False):  # a run without --shard is running
+        assert main(["run", "--params", str(params), "--quiet", "--shard", "1/2"]) == 1
+        assert "a run without --shard is using" in capsys.readouterr().err
+    assert not folder.record("data").exists() and not folder.manifest.exists()

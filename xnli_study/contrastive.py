@@ -92,6 +92,22 @@ def side_vectors(model, side: dict, layer: int) -> torch.Tensor:
     return pool(hidden, inputs["attention_mask"], special)
 
 
+def global_batch(a: torch.Tensor, b: torch.Tensor, groups: torch.Tensor):
+    """In a data-parallel launch, every process's pairs of this step, so that each pair meets the
+    negatives of the whole global batch as it would in one process: the vectors are gathered with
+    their gradients (each process computes the same loss; the gradients that flow back to each
+    process's own vectors, averaged across processes, are those of that loss). One process: as
+    given."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return a, b, groups
+    from torch.distributed.nn.functional import all_gather
+
+    everyone = [torch.empty_like(groups) for _ in range(dist.get_world_size())]
+    dist.all_gather(everyone, groups)
+    return torch.cat(all_gather(a)), torch.cat(all_gather(b)), torch.cat(everyone)
+
+
 def contrastive_trainer_class():
     """A ``Trainer`` whose loss is :func:`info_nce` at a layer (``Trainer`` imported lazily)."""
     from transformers import Trainer
@@ -104,7 +120,8 @@ def contrastive_trainer_class():
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             a = side_vectors(model, inputs["a"], self.layer)
             b = side_vectors(model, inputs["b"], self.layer)
-            loss = info_nce(a, b, temperature=self.temperature, groups=inputs["group"])
+            a, b, groups = global_batch(a, b, inputs["group"])
+            loss = info_nce(a, b, temperature=self.temperature, groups=groups)
             return (loss, None) if return_outputs else loss
 
     return ContrastiveTrainer

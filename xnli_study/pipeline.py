@@ -213,12 +213,21 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
             f"{' '.join(s.name for s in STAGES if s.name in set(missing) | set(selected))}")
     notebooks = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     kernel = ensure_kernel()
+    folder.root.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder.lock, shared=False, busy=f"shards or another run are using {folder.root}; wait for "
+                                                     "them to end (a run without --shard tidies the folder first)"):
+        return _run_stages(config, folder, selected=selected, force=force, rebuild_caches=rebuild_caches,
+                           notebooks=notebooks, kernel=kernel, progress=progress)
+
+
+def _run_stages(config, folder: RunFolder, *, selected: list[str], force: bool, rebuild_caches: bool,
+                notebooks: Path, kernel: str, progress: bool) -> Path:
+    """:func:`run_study` once it holds the run folder alone."""
     if rebuild_caches:
         for path in clear_caches(config):
             log.info("cache removed: %s", path)
         force = True
-    folder.root.mkdir(parents=True, exist_ok=True)
-    fragments = running_shards(folder)
+    fragments = shard_fragments(folder)
     for path in remove_partial(folder.root):  # half-written files a killed run left behind
         log.info("removed a half-written file a killed run left: %s", folder.relative(path))
     for path in stale_checkpoints(folder, config):
@@ -304,16 +313,24 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def run_lock(folder: RunFolder):
-    """Hold the run folder's lock (``flock``): one shard prepares what every chain needs while the
-    others wait."""
-    folder.root.mkdir(parents=True, exist_ok=True)
-    with open(folder.lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def folder_lock(path: Path, *, shared: bool, busy: str = "", wait: bool = False):
+    """Hold the lock file ``path`` (``flock``), shared or alone; without ``wait``, raise
+    ``StudyError(busy)`` at once when another process holds it the other way. Shards hold the
+    run folder's lock shared while they run, a run without ``--shard`` holds it alone (it tidies
+    the folder: half-written files, stale checkpoints); the shard that prepares the data stage
+    holds the data lock while the others wait for it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            fcntl.flock(handle, mode)
+        except BlockingIOError:
+            raise StudyError(busy) from None
+        except OSError as err:
+            raise StudyError(
+                f"cannot lock {path} ({err.strerror}): its file system does not support flock; put the run folder "
+                "on one that does (Lustre mounted with -o flock, NFS with locking)") from None
+        yield
 
 
 def shard_fragments(folder: RunFolder) -> dict[str, dict]:
@@ -327,41 +344,34 @@ def shard_fragments(folder: RunFolder) -> dict[str, dict]:
     return found
 
 
-def running_shards(folder: RunFolder) -> dict[str, dict]:
-    """The shard fragments of the run folder; refuses a run while a shard on this host still runs
-    (a run without ``--shard`` tidies the folder first), and warns of a shard elsewhere that has
-    not said it ended."""
-    fragments = shard_fragments(folder)
-    for name, fragment in fragments.items():
-        if fragment.get("status") != "running":
-            continue
-        if fragment.get("host") == socket.gethostname():
-            try:
-                os.kill(int(fragment["pid"]), 0)
-            except (KeyError, OSError, ValueError, TypeError):
-                continue  # it died without a word (SIGKILL): its complete units count, the rest rerun
-            raise StudyError(f"shard {fragment.get('shard')} is still running in {folder.root} (pid "
-                             f"{fragment.get('pid')}); wait for every shard to end, then run without --shard")
-        log.warning("shard %s on %s has not said it ended (started %s): if it still runs, stop this run and "
-                    "wait for it", name, fragment.get("host"), fragment.get("started_at"))
-    return fragments
-
-
 def run_shard(params_path: str | Path, *, shard: tuple[int, int], out: str | Path | None = None,
               notebooks_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Run shard ``I`` of ``N``: the data stage if no shard has (under the run folder's lock), then
-    the units of the chains whose index is I modulo N (:func:`~xnli_study.units.shard_of`), into
-    the shared run folder. The shard writes its own log and manifest fragment under
+    """Run shard ``I`` of ``N``: the data stage if no shard has (under the run folder's data lock),
+    then the units of the chains whose index is I modulo N (:func:`~xnli_study.units.shard_of`),
+    into the shared run folder. The shard writes its own log and manifest fragment under
     ``shards/<I>-of-<N>/`` and never a file another shard writes; the stages' tables, records and
-    report come from a later run without ``--shard``, which finds these units complete."""
+    report come from a later run without ``--shard``, which finds these units complete. A second
+    copy of the same shard, or a shard while a run without ``--shard`` uses the folder, is refused."""
     index, count = shard
     config = at_run_dir(load_params(params_path), out)
     folder = RunFolder(config.run_dir)
     preflight(config)
     check_version(folder)
     notebooks = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
-    home = folder.shard(index, count)
-    home.mkdir(parents=True, exist_ok=True)
+    name = f"{index}/{count}"
+    with _sigterm_as_interrupt(), \
+            folder_lock(folder.shard(index, count, "lock"), shared=False,
+                        busy=f"shard {name} is already running in {folder.root}; wait for it to end"), \
+            folder_lock(folder.lock, shared=True,
+                        busy=f"a run without --shard is using {folder.root}; wait for it to end, then start the shards"):
+        _run_shard(config, folder, index=index, count=count, notebooks=notebooks, progress=progress)
+    log.info("shard %s: done. When every shard is done, put the stages together (tables, statistics, report) "
+             "with the same command without --shard", name)
+    return folder.root
+
+
+def _run_shard(config, folder: RunFolder, *, index: int, count: int, notebooks: Path, progress: bool) -> None:
+    """:func:`run_shard` once it holds its locks."""
     own_params = write_text(folder.shard(index, count, "params"), config.to_yaml())
     handler = logging.FileHandler(folder.shard(index, count, "log"), mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
@@ -373,16 +383,15 @@ def run_shard(params_path: str | Path, *, shard: tuple[int, int], out: str | Pat
     write_json(folder.shard(index, count, "manifest"), fragment)
     started = time.perf_counter()
     try:
-        with run_lock(folder):  # what every chain needs, by whichever shard comes first
+        with folder_lock(folder.data_lock, shared=False, wait=True):  # what every chain needs, prepared once
             if not folder.params.is_file() or folder.params.read_text(encoding="utf-8") != config.to_yaml():
                 write_text(folder.params, config.to_yaml())
             why = stage_status(folder.root, "data", config)
             fragment["data"] = "complete, skipped" if why is None else f"ran: {why}"
             if why is not None:
                 log.info("shard %d/%d: stage data runs: %s", index, count, why)
-                with _sigterm_as_interrupt():
-                    _execute(STAGE_BY_NAME["data"], notebooks=notebooks, folder=folder, kernel=ensure_kernel(),
-                             progress=progress)
+                _execute(STAGE_BY_NAME["data"], notebooks=notebooks, folder=folder, kernel=ensure_kernel(),
+                         progress=progress)
                 if not stage_complete(folder.root, "data", config):
                     raise StageFailed("data", folder.executed(STAGE_BY_NAME["data"].notebook),
                                       "it finished but did not record all its outputs")
@@ -396,8 +405,7 @@ def run_shard(params_path: str | Path, *, shard: tuple[int, int], out: str | Pat
             run = UnitsRun(config=config, run_dir=folder.root, stage=STAGE_BY_NAME[stage], params_path=str(own_params))
             fragment["units"][stage] = {"run": [u.name for u in todo],
                                         "reused": [u.name for u in units if u not in todo]}
-            with _sigterm_as_interrupt():
-                run_units(run, units, todo, unit_work(run, todo), desc=f"shard {index}/{count}: {stage}")
+            run_units(run, units, todo, unit_work(run, todo), desc=f"shard {index}/{count}: {stage}")
             write_json(folder.shard(index, count, "manifest"), fragment)
         fragment["status"] = "done"
     except KeyboardInterrupt:
@@ -411,6 +419,3 @@ def run_shard(params_path: str | Path, *, shard: tuple[int, int], out: str | Pat
         write_json(folder.shard(index, count, "manifest"), fragment)
         log.removeHandler(handler)
         handler.close()
-    log.info("shard %d/%d: done. When every shard is done, put the stages together (tables, statistics, report) "
-             "with the same command without --shard", index, count)
-    return folder.root

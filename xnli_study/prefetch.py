@@ -12,7 +12,7 @@ import logging
 from typing import Callable
 
 from .data import load_mnli, load_xnli
-from .errors import HubUnavailableError
+from .errors import HubUnavailableError, StudyError
 from .hub import hub_reachable
 from .models import load_encoder, load_tokenizer
 from .provenance import hub_repos, hub_revisions
@@ -56,7 +56,13 @@ def prefetch(config) -> dict[str, dict]:
             "login node), with the HF_HOME the compute nodes use")
     for what, read in fetchers(config):
         log.info("fetching %s", what)
-        read()
+        try:
+            read()
+        except StudyError:
+            raise
+        except Exception as err:  # noqa: BLE001 - a gated repository, a dropped connection: one line
+            raise StudyError(f"fetching {what} failed: {type(err).__name__}: {' '.join(str(err).split())[:300]}; "
+                             "for a gated repository, accept its terms on the hub and log in (hf auth login)") from None
     return hub_revisions(config)
 
 

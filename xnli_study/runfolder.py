@@ -58,9 +58,10 @@ SAMPLE = Entry("data/sample/", "the synthetic sample (profiles that use it)")
 SHARDS = Entry("shards/<i>-of-<n>/",
                "one shard's own files (xnli-study run --shard I/N): params.yaml, log.txt (its\n"
                "command-line log), manifest.json (its units, status and timings)")
-#: the files inside a shard's folder
-SHARD_FILES = {"params": "params.yaml", "log": "log.txt", "manifest": "manifest.json"}
-LOCK = Entry(".lock", "held by the shard that prepares the data stage while the others wait")
+#: the files inside a shard's folder; its lock is held while it runs (a second copy is refused)
+SHARD_FILES = {"params": "params.yaml", "log": "log.txt", "manifest": "manifest.json", "lock": ".lock"}
+LOCK = Entry(".lock", "held by whatever runs in the folder: shared by shards, alone by a run without --shard")
+DATA_LOCK = Entry(".lock-data", "held by the shard that prepares the data stage while the others wait")
 
 #: tidy tables, by the key the stages save and read them under
 TABLES: dict[str, Entry] = {
@@ -189,6 +190,10 @@ class RunFolder:
     def lock(self) -> Path:
         return self._at(LOCK)
 
+    @property
+    def data_lock(self) -> Path:
+        return self._at(DATA_LOCK)
+
     def relative(self, path: str | Path) -> str:
         """``path`` relative to the run folder, as records list outputs."""
         return str(Path(path).resolve().relative_to(self.root.resolve()))
@@ -244,7 +249,7 @@ def layout_markdown() -> str:
     out.append(f"{TABLES_DIR}/")
     for entry in TABLES.values():
         out += lines(entry.path, entry.what, indent="  ")
-    for entry in (FIGURES, INTERMEDIATE, FINAL, EMBEDDINGS, TOKENIZED, SAMPLE, SHARDS, LOCK):
+    for entry in (FIGURES, INTERMEDIATE, FINAL, EMBEDDINGS, TOKENIZED, SAMPLE, SHARDS, LOCK, DATA_LOCK):
         out += lines(entry.path, entry.what)
     out += ["", "and in the output folder, beside the run folders:"]
     out += lines(SHARED_CACHE.path, SHARED_CACHE.what.split(": ", 1)[1])

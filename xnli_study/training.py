@@ -345,10 +345,6 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     torch.manual_seed(seed)
     freeze_lower_layers(model, settings.freeze_layers)
     dev = pick_device(device)
-    train_ds = encode_cached(task_format, tokenizer, train, max_length=settings.max_length, cache_dir=cache_dir,
-                             within=within)
-    eval_ds = (encode_cached(task_format, tokenizer, eval_frame, max_length=settings.max_length,
-                             cache_dir=cache_dir, within=within) if eval_frame is not None else None)
     cuda = dev.type == "cuda"
     resumable = resume_dir is not None and settings.checkpoint_every != "off"
     tmp = None
@@ -361,8 +357,8 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         if work_dir is not None:
             Path(work_dir).mkdir(parents=True, exist_ok=True)
         out = tmp = Path(tempfile.mkdtemp(prefix="checkpoints-", dir=work_dir))
-    strategy = "steps" if eval_ds is not None else "no"
-    saving = (select_best and eval_ds is not None) or resumable
+    strategy = "steps" if eval_frame is not None else "no"
+    saving = (select_best and eval_frame is not None) or resumable
     args = TrainingArguments(
         output_dir=str(out),
         num_train_epochs=settings.epochs,
@@ -385,7 +381,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         # has rotated out the older ones) still has a whole one to resume from
         save_total_limit=2 if resumable else 1,
         save_only_model=not resumable,
-        load_best_model_at_end=select_best and eval_ds is not None,
+        load_best_model_at_end=select_best and eval_frame is not None,
         metric_for_best_model="accuracy",
         greater_is_better=True,
         logging_steps=1,
@@ -402,6 +398,12 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         torch_compile=settings.compile,
         dataloader_num_workers=0,
     )
+    # the main process tokenises (and caches) first, the others then read its cache
+    with args.main_process_first(local=False, desc="tokenising"):
+        train_ds = encode_cached(task_format, tokenizer, train, max_length=settings.max_length,
+                                 cache_dir=cache_dir, within=within)
+        eval_ds = (encode_cached(task_format, tokenizer, eval_frame, max_length=settings.max_length,
+                                 cache_dir=cache_dir, within=within) if eval_frame is not None else None)
     # steps and evaluation intervals in optimizer steps over every process taking part
     plan = schedule(len(train_ds), settings, world_size=world_size(args))
     eval_every = plan.eval_every
@@ -431,7 +433,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
                 compute_metrics=_accuracy if eval_ds is not None else None, **extra,
             )
             replace_progress(trainer, progress)
-            trainer.add_callback(checkpoint_saved(fault_point))
+            trainer.add_callback(checkpoint_saved(fault_point, resumable=resumable))
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         history = pd.DataFrame(trainer.state.log_history)
         best_step = None
@@ -467,9 +469,10 @@ def last_checkpoint(folder: str | Path) -> Path | None:
     return max(whole, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
-def checkpoint_saved(fault_point: str | None):
+def checkpoint_saved(fault_point: str | None, *, resumable: bool = True):
     """A callback that stops a training whose loss is no longer finite, and marks each checkpoint
-    saved whole, then passes ``fault_point``."""
+    saved whole (``resumable``: the model-only checkpoints of a model selection are never resumed
+    from), then passes ``fault_point``."""
     from transformers import TrainerCallback
 
     class CheckpointSaved(TrainerCallback):
@@ -481,10 +484,12 @@ def checkpoint_saved(fault_point: str | None):
                     "or train in fp32 (precision: fp32)")
 
         def on_save(self, args, state, control, **kwargs):
-            if not state.is_world_process_zero:  # the main process saved it
+            if torch.distributed.is_available() and torch.distributed.is_initialized():
+                torch.distributed.barrier()  # every process has saved its part (its random state)
+            if not state.is_world_process_zero:  # the main process saved the rest
                 return
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
+            if resumable and folder.is_dir():
                 (folder / CHECKPOINT_SAVED).write_text(str(state.global_step))
             if fault_point:
                 faults.reached(fault_point)

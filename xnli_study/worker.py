@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 
 from .config import load_params
-from .launch import WORKER_ERROR
+from .launch import WORKER_ERROR, die_with_parent
 from .stages import at_run_dir
 from .study import run_one_unit
 from .training import is_main_process
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", required=True, choices=["intermediate", "transfer"])
     parser.add_argument("--unit", required=True)
     args = parser.parse_args(argv)
+    die_with_parent()  # the launcher ended (stopped, or killed): so does this process
     logging.basicConfig(level=logging.INFO if is_main_process() else logging.WARNING, format="%(message)s")
     try:
         config = at_run_dir(load_params(args.params), args.run_dir)
