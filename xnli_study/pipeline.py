@@ -308,7 +308,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
     if not match or not 0 <= int(match[1]) < int(match[2]):
         raise ParamsError(f"--shard {text!r}: give I/N with 0 <= I < N, e.g. --shard 0/4 for the first of four "
-                          "(a Slurm job array: --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT)")
+                          "(a Slurm job array: scripts/slurm_array.sh numbers the shards from the array's first task)")
     return int(match[1]), int(match[2])
 
 
@@ -372,7 +372,8 @@ def run_shard(params_path: str | Path, *, shard: tuple[int, int], out: str | Pat
 
 def _run_shard(config, folder: RunFolder, *, index: int, count: int, notebooks: Path, progress: bool) -> None:
     """:func:`run_shard` once it holds its locks."""
-    own_params = write_text(folder.shard(index, count, "params"), config.to_yaml())
+    params_text = config.to_yaml()
+    own_params = write_text(folder.shard(index, count, "params"), params_text)
     handler = logging.FileHandler(folder.shard(index, count, "log"), mode="w", encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
@@ -384,8 +385,8 @@ def _run_shard(config, folder: RunFolder, *, index: int, count: int, notebooks: 
     started = time.perf_counter()
     try:
         with folder_lock(folder.data_lock, shared=False, wait=True):  # what every chain needs, prepared once
-            if not folder.params.is_file() or folder.params.read_text(encoding="utf-8") != config.to_yaml():
-                write_text(folder.params, config.to_yaml())
+            if not folder.params.is_file() or folder.params.read_text(encoding="utf-8") != params_text:
+                write_text(folder.params, params_text)
             why = stage_status(folder.root, "data", config)
             fragment["data"] = "complete, skipped" if why is None else f"ran: {why}"
             if why is not None:

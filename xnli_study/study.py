@@ -452,9 +452,10 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     Each checkpoint is a unit: one already measured for these settings is reused."""
     config, run_dir = run.config, run.run_dir
     a = config.alignment
-    run.save_table("probe_set", alignment_inputs(config, run_dir, [])["probe"])
+    inputs = alignment_inputs(config, run_dir, [])
+    run.save_table("probe_set", inputs["probe"])
     units, todo = pending_units(run)
-    run_units(run, units, todo, unit_work(run, todo), desc="alignment checkpoints")
+    run_units(run, units, todo, unit_work(run, todo, inputs=inputs), desc="alignment checkpoints")
     data, frames = unit_results(run, units, "metrics")
     n_layers = data[0]["n_layers"]
     table = pd.concat(frames, ignore_index=True)
@@ -464,7 +465,7 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     changes = alignment_changes(table)
     run.save_table("alignment", table)
     run.save_table("alignment_changes", changes)
-    return {"alignment": table, "changes": changes, "probe": read_table(run.folder.table("probe_set")),
+    return {"alignment": table, "changes": changes, "probe": inputs["probe"],
             "headline_layer": headline, "n_layers": n_layers}
 
 
@@ -509,10 +510,11 @@ UNIT_WORK = {"intermediate": (intermediate_inputs, intermediate_unit),
 TRAINING_STAGES = ("intermediate", "transfer")
 
 
-def unit_work(run, todo: list[Unit]):
+def unit_work(run, todo: list[Unit], *, inputs: dict | None = None):
     """``work(unit)`` for the units ``todo`` of ``run``'s stage: in this process (the inputs read
-    once, on the first unit), or for a training stage with ``distributed`` set, each unit as
-    ``accelerate launch`` with the configured processes (:mod:`xnli_study.launch`)."""
+    once, on the first unit, unless the stage has them already: ``inputs``), or for a training
+    stage with ``distributed`` set, each unit as ``accelerate launch`` with the configured
+    processes (:mod:`xnli_study.launch`)."""
     config, run_dir, stage = run.config, run.run_dir, run.stage.name
     if stage in TRAINING_STAGES and config.distributed.launched:
         def launched(unit: Unit) -> None:
@@ -523,7 +525,7 @@ def unit_work(run, todo: list[Unit]):
                                 f"{RunFolder(run_dir).unit(unit.stage, unit.name, 'launch_log')}")
         return launched
     read, work = UNIT_WORK[stage]
-    loaded: dict = {}
+    loaded: dict = dict(inputs or {})
 
     def here(unit: Unit) -> None:
         if not loaded:
