@@ -30,7 +30,7 @@ test: env
 	$(PY) -m pytest
 
 test-fast: env
-	$(PY) -m pytest -m "not slow and not real and not browser"
+	$(PY) -m pytest -m "not slow and not real and not browser and not lab"
 
 lab: env
 	$(VENV)/bin/jupyter lab notebooks/

@@ -23,10 +23,17 @@
 # %% [markdown] tags=["hide-in-report"]
 # **Needs:** stage 1 (data inspection). If it has not run, the next code cell says so; run
 # `xnli-study run --params params/smoke.yaml --stages data` first (or `make study`).
+#
+# On a run folder where this stage is complete, the notebook shows its results from the run folder
+# without computing them again; `recompute = True` computes them (and replaces the run folder's copy
+# of this notebook, so the report never shows a notebook older than its tables).
 
 # %% tags=["parameters"]
 params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/
 run_dir: str = ""  # the run folder; empty means output_dir/run_name from the params
+recompute: bool = False  # compute the stage again even when the run folder holds it complete (its units too)
+overrides: str = ""  # params overrides as for `xnli-study run --set`: a YAML list, e.g. '["seeds=[0,1]"]'
+update_run_copy: bool = True  # a stage computed here also replaces the run folder's executed copy of this notebook
 
 # %%
 from IPython.display import Markdown, display
@@ -36,7 +43,8 @@ from xnli_study.environment import setup_notebook
 from xnli_study.stages import StageRun
 
 setup_notebook()
-run = StageRun("intermediate", params_path=params_path, run_dir=run_dir)
+run = StageRun("intermediate", params_path=params_path, run_dir=run_dir, recompute=recompute, overrides=overrides,
+               update_run_copy=update_run_copy)
 
 # %%
 tables = study.train_intermediate(run)

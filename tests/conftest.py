@@ -145,3 +145,24 @@ def summary(run_dir: Path) -> dict:
     data = json.loads((run_dir / "summary.json").read_text())
     data.pop("run_name", None)
     return data
+
+
+CHROMIUM = os.environ.get("XNLI_STUDY_CHROMIUM", "/usr/bin/chromium")
+# flags for a sandboxed, offline machine: no background connections, no GPU
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium (Debian's package) driven by playwright, for the report and JupyterLab tests."""
+    if not Path(CHROMIUM).is_file():
+        message = f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        yield browser
+        browser.close()

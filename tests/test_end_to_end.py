@@ -8,6 +8,7 @@ import re
 import shutil
 
 import pandas as pd
+import nbformat
 import papermill as pm
 import pytest
 
@@ -199,14 +200,25 @@ def test_second_run_skips_complete_stages(smoke_run, project, caplog):
 
 
 def test_every_notebook_runs_top_to_bottom_with_its_defaults(smoke_run, project, tmp_path):
-    """As a user opening them in JupyterLab after `make study`: no injected parameters."""
+    """As a user opening them in JupyterLab after `make study`: no injected parameters. Every stage
+    is complete, so each notebook shows its results from the run folder: nothing is computed or
+    written again, and the tables and figures are there."""
+    run_dir, _ = smoke_run
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in run_dir.rglob("*") if p.is_file()}
     kernel = ensure_kernel()
     for stage in stages.NOTEBOOK_STAGES:
         source = project / "notebooks" / stage.notebook
         out = tmp_path / stage.notebook
         pm.execute_notebook(str(source), str(out), kernel_name=kernel, cwd=str(project / "notebooks"),
                             progress_bar=False)
-        assert out.is_file()
+        outputs = [o for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code" for o in c.outputs]
+        stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+        assert "showing its results from the run folder" in stderr and "units to run" not in stderr, stage.name
+        assert any("text/html" in o.get("data", {}) for o in outputs), stage.name  # its tables
+        if stage.name != "report":
+            assert any("image/png" in o.get("data", {}) for o in outputs), stage.name  # and figures
+    after = {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in run_dir.rglob("*") if p.is_file()}
+    assert after == before
 
 
 def test_notebook_opened_too_early_says_what_to_run(tmp_path, root):
@@ -219,6 +231,13 @@ def test_notebook_opened_too_early_says_what_to_run(tmp_path, root):
                             progress_bar=False)
     assert err.value.ename == "StageNotReadyError"
     assert "Run first: xnli-study run --params" in err.value.evalue
+    # in the notebook: the message, not a traceback wall
+    errors = [o for c in nbformat.read(tmp_path / "o.ipynb", as_version=4).cells if c.cell_type == "code"
+              for o in c.outputs if o.get("output_type") == "error"]
+    assert len(errors) == 1
+    shown = "\n".join(errors[0]["traceback"])
+    assert "Run first: xnli-study run --params" in shown and "Traceback" not in shown and "File " not in shown
+    assert len(shown.splitlines()) <= 3
 
 
 def test_failed_stage_names_the_stage_and_its_notebook(tmp_path, root):

@@ -24,7 +24,8 @@ def test_notebook_is_clean_and_has_one_parameters_cell(root, name):
     assert tree.body and all(isinstance(node, ast.AnnAssign) and isinstance(node.value, ast.Constant)
                              for node in tree.body)
     assert all("#" in line for line in tagged[0].source.splitlines())
-    assert {node.target.id for node in tree.body} == {"params_path", "run_dir"}
+    assert {node.target.id for node in tree.body} == {"params_path", "run_dir", "recompute", "overrides",
+                                                      "update_run_copy"}
     # the title comes first; the next cell says what the notebook needs (left out of the report)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     assert "**Needs:**" in nb.cells[1].source and "hide-in-report" in nb.cells[1].metadata.get("tags", [])

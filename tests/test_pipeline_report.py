@@ -49,7 +49,7 @@ def test_changed_params_or_upstream_invalidate_a_stage(params):
     assert stages.stage_complete(second.run_dir, "intermediate", second.config)
     changed = second.config.model_copy(update={"seeds": [5]})
     assert not stages.stage_complete(second.run_dir, "intermediate", changed)
-    stages.StageRun("data", params_path=str(params)).finish()  # data ran again
+    stages.StageRun("data", params_path=str(params), recompute=True).finish()  # data ran again
     assert not stages.stage_complete(second.run_dir, "intermediate", second.config)
 
 

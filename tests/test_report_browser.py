@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -16,10 +15,6 @@ from xnli_study import pipeline
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = os.environ.get("XNLI_STUDY_CHROMIUM", "/usr/bin/chromium")
-# flags for a sandboxed, offline machine: no background connections, no GPU
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 SCRIPT_PAYLOAD = "<script>window.__xss = 'script'</script>"
 IMG_PAYLOAD = "<img src=x onerror=\"window.__xss = 'img'\">"
 # the same markup in the params' own prose
@@ -29,20 +24,6 @@ PARAMS_LIMITS = "Read with care <script>window.__xss = 'limits'</script>"
 RUN_NAME = "hostile <img src=x onerror=window.__xss=1>"
 ENCODER_FOLDER = "encoder <img src=x onerror=window.__xss=2>"
 MNLI_FILE = "mnli <img src=x onerror=window.__xss=3>.jsonl"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file():
-        message = f"Chromium not found at {CHROMIUM}; .ci/run installs Debian's chromium package"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield browser
-        browser.close()
 
 
 def open_report(browser, path: Path):
@@ -108,6 +89,7 @@ def hostile_run(tmp_path_factory, root, shared_cache, tiny):
             .replace("limits: >-\n", f"limits: >-\n  {PARAMS_LIMITS}\n")
             .replace("description: >-\n", f"description: >-\n  {PARAMS_DESCRIPTION}\n")
             .replace("seeds: [0, 1]", "seeds: [0]")
+            .replace("conditions: [none, sst2, parallel_align]", "conditions: [none]")  # the baseline shows it all
             .replace("  source: sample\n  eval_split: test", f"  source: official\n  path: {data / 'xnli'}\n"
                      "  eval_split: test")
             .replace("mnli:\n  source: sample", f"mnli:\n  source: local\n  path: {json.dumps(str(mnli))}")
@@ -115,7 +97,7 @@ def hostile_run(tmp_path_factory, root, shared_cache, tiny):
                      f"sst2: {{source: local, path: {data / 'sst2' / 'train.tsv'}, max_examples: 200}}")
             .replace("parallel_align: {source: sample, max_examples: 1000",
                      f"parallel_align: {{source: local, path: {parallel_folder(data)}, max_examples: 300"))
-    assert text.count("source: official") == 1 and "source: local" in text and ENCODER_FOLDER in text
+    assert "conditions: [none]" in text and text.count("source: official") == 1 and "source: local" in text and ENCODER_FOLDER in text
     (params / "hostile.yaml").write_text(text)
     use_shared_cache(params / "hostile.yaml", shared_cache)
     return pipeline.run_study(params / "hostile.yaml", notebooks_dir=tree / "notebooks", progress=False)

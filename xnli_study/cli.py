@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 
+from .compare import compare_runs, format_comparison
 from .config import load_params
 from .environment import ensure_kernel
 from .errors import StudyError
@@ -24,18 +25,19 @@ from .stages import STAGES
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    _warn(load_params(args.params))
+    _warn(load_params(args.params, args.set))
     if args.shard:
         clash = [flag for flag, on in (("--stages", args.stages), ("--force", args.force),
                                        ("--rebuild-caches", args.rebuild_caches)) if on]
         if clash:
             raise ParamsError(f"--shard runs the data stage and its share of the units; it takes no {clash[0]} "
                               "(use it on the run without --shard that puts the stages together)")
-        run_dir = run_shard(args.params, shard=parse_shard(args.shard), out=args.out, progress=not args.quiet)
+        run_dir = run_shard(args.params, shard=parse_shard(args.shard), out=args.out, progress=not args.quiet,
+                            overrides=args.set)
         print(f"shard {args.shard} done: {run_dir}")
         return 0
     run_dir = run_study(args.params, stages=args.stages, out=args.out, force=args.force,
-                        progress=not args.quiet, rebuild_caches=args.rebuild_caches)
+                        progress=not args.quiet, rebuild_caches=args.rebuild_caches, overrides=args.set)
     print(f"done: {run_dir}")
     report = RunFolder(run_dir).report_html
     if report.exists():
@@ -49,7 +51,7 @@ def _warn(config) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = load_params(args.params)
+    config = load_params(args.params, args.set)
     _warn(config)
     notes = check_all(config)
     for line in notes:
@@ -60,7 +62,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    config = load_params(args.params)
+    config = load_params(args.params, args.set)
     devices = args.devices or config.distributed.processes
     plan = make_plan(config, tokens_per_second=args.tokens_per_second, world_size=devices)
     print(format_plan(plan, config))
@@ -71,7 +73,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_prefetch(args: argparse.Namespace) -> int:
-    config = load_params(args.params)
+    config = load_params(args.params, args.set)
     print(format_prefetch(prefetch(config), config))
     return 0
 
@@ -87,9 +89,21 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    print(format_comparison(compare_runs(args.run_a, args.run_b, out=args.out, resamples=args.resamples)))
+    return 0
+
+
 def _cmd_kernel(args: argparse.Namespace) -> int:
     print(f"Jupyter kernel '{ensure_kernel()}' points at {sys.executable}")
     return 0
+
+
+def _add_set(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting of the params file: a dotted key and a YAML value, e.g. "
+                             "--set training.mnli.learning_rate=2e-5 --set 'seeds=[0,1,2]' (repeatable; validated "
+                             "as the file is, recorded in the run folder's params.yaml)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -123,10 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run only the (condition, seed) chains whose index is I modulo N, into the shared run "
                           "folder (the data stage once, by the first shard); then run without --shard to put "
                           "the stages together")
+    _add_set(run)
     run.set_defaults(func=_cmd_run)
 
     check = sub.add_parser("check", help="validate a params file (keys, files, encoder, hub) and exit")
     check.add_argument("--params", default="params/smoke.yaml", help="the profile YAML file")
+    _add_set(check)
     check.set_defaults(func=_cmd_check)
 
     plan = sub.add_parser("plan", help="what a run will cost (steps, tokens, FLOPs, GPU-hours, memory, disk); "
@@ -138,11 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--devices", type=int,
                       help="data-parallel devices per training (for steps per epoch; default: distributed.processes)")
     plan.add_argument("--csv", help="also write the per-unit table to this CSV file")
+    _add_set(plan)
     plan.set_defaults(func=_cmd_plan)
 
     fetch = sub.add_parser("prefetch", help="download every hub model and dataset a profile reads into the Hugging "
                                             "Face cache (on a login node, for offline compute nodes)")
     fetch.add_argument("--params", default="params/smoke.yaml", help="the profile YAML file")
+    _add_set(fetch)
     fetch.set_defaults(func=_cmd_prefetch)
 
     sample = sub.add_parser("sample", help="write the synthetic sample (XNLI-1.0 TSV, MNLI JSONL, SST-2 TSV)")
@@ -153,6 +171,15 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="render the HTML report again from a run folder's executed notebooks")
     report.add_argument("--run", required=True, help="the run folder (e.g. outputs/smoke)")
     report.set_defaults(func=_cmd_report)
+
+    compare = sub.add_parser("compare", help="accuracy and alignment of run B minus run A (same conditions and "
+                                             "languages), with bootstrap intervals, paired where the runs share "
+                                             "seeds and items; writes two tables and a figure")
+    compare.add_argument("run_a", metavar="RUN_A", help="the first run folder (e.g. outputs/smoke)")
+    compare.add_argument("run_b", metavar="RUN_B", help="the second run folder: differences are B minus A")
+    compare.add_argument("--out", help="folder for the tables and the figure (default: compare_<A>_vs_<B> beside RUN_B)")
+    compare.add_argument("--resamples", type=int, help="bootstrap draws (default: RUN_B's stats.resamples)")
+    compare.set_defaults(func=_cmd_compare)
 
     kernel = sub.add_parser("kernel", help="register the 'xnli-study' Jupyter kernel for this Python")
     kernel.set_defaults(func=_cmd_kernel)

@@ -8,6 +8,7 @@ allowed.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
@@ -30,7 +31,15 @@ NOT_FINGERPRINTED = ("output_dir", "cache_dir", "run_name", "profile", "descript
                      "training.save_models", "training.intermediate.checkpoint_every",
                      "training.mnli.checkpoint_every",
                      # how processes are launched; their number (distributed.processes) is fingerprinted
-                     "distributed.accelerate_config")
+                     "distributed.accelerate_config",
+                     # where the training logs are also sent (TensorBoard, wandb, ...)
+                     "training.report_to")
+
+#: the Trainer's logging integrations ``training.report_to`` may name, with the package each needs
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
+            "clearml": "clearml", "neptune": "neptune", "dvclive": "dvclive", "codecarbon": "codecarbon",
+            "azure_ml": "azureml", "flyte": "flytekit", "dagshub": "dagshub", "trackio": "trackio",
+            "swanlab": "swanlab"}
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, Any]:
@@ -238,6 +247,18 @@ class StageTrainingConfig(_Strict):
 class TrainingConfig(_Strict):
     intermediate: StageTrainingConfig = StageTrainingConfig(epochs=3)
     mnli: StageTrainingConfig = StageTrainingConfig(epochs=2)
+    # the Trainer's integrations that also receive every training's logs: tensorboard (event files
+    # in the run folder's logs/), wandb, mlflow, ... (configured as each documents). Changes no result.
+    report_to: list[str] = []
+
+    @field_validator("report_to")
+    @classmethod
+    def _known_trackers(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in TRACKERS]
+        if unknown:
+            raise ValueError(f"unknown tracker {unknown[0]!r}; use a list of: {', '.join(TRACKERS)} "
+                             "(or [] for none)")
+        return list(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _mnli_checkpoints_at_evaluations(self) -> "TrainingConfig":
@@ -565,8 +586,64 @@ def parse_params(data: dict[str, Any], *, source: str = "params", base_dir: str 
         raise ParamsError(_format_error(err, source)) from None
 
 
-def load_params(path: str | Path) -> StudyConfig:
-    """Read and validate a YAML profile. Relative paths in it resolve against its folder."""
+def parse_overrides(value: Any) -> list[str]:
+    """Overrides as a list of ``KEY=VALUE`` strings, from a list, or from a string holding a YAML
+    list or one ``KEY=VALUE`` (what ``papermill -p overrides '[...]'`` passes)."""
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        try:
+            loaded = yaml.safe_load(value)
+        except yaml.YAMLError:
+            loaded = value
+        value = loaded if isinstance(loaded, list) else [value]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ParamsError(f"overrides {value!r}: expected a list of KEY=VALUE strings, e.g. "
+                          "['training.mnli.learning_rate=2e-5', 'seeds=[0,1,2]']")
+    return list(value)
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A copy of the params mapping ``data`` with each ``KEY=VALUE`` of ``overrides`` set: dotted
+    keys reach into nested sections (created when the file lacks them), values are parsed as YAML
+    (``seeds=[0,1,2]``, ``device=cpu``, ``training.mnli.learning_rate=2e-5``). The result is
+    validated as a file is, by :func:`parse_params`.
+
+    >>> apply_overrides({"seeds": [0], "training": {"mnli": {"epochs": 2}}},
+    ...                 ["seeds=[0,1]", "training.mnli.epochs=3"])
+    {'seeds': [0, 1], 'training': {'mnli': {'epochs': 3}}}
+    """
+    out = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ParamsError(f"override {item!r}: expected KEY=VALUE with a dotted key and a YAML value, e.g. "
+                              "training.mnli.learning_rate=2e-5 or seeds=[0,1,2]")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError as err:
+            raise ParamsError(f"override {item!r}: the value is not valid YAML ({getattr(err, 'problem', err)}); "
+                              "quote it for the shell, e.g. --set 'seeds=[0,1,2]'") from None
+        parts = key.split(".")
+        node = out
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[:depth + 1])
+                raise ParamsError(f"override {item!r}: '{where}' is a value ({child!r}), not a section with keys; "
+                                  f"set it whole instead, e.g. {where}=...")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def load_params(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+    """Read and validate a YAML profile, with ``overrides`` (``KEY=VALUE``, see
+    :func:`apply_overrides`) set on it before validation. Relative paths in it resolve against
+    its folder."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(
@@ -581,5 +658,10 @@ def load_params(path: str | Path) -> StudyConfig:
     if data is None:
         raise ParamsError(f"{path}: the file is empty; a profile needs at least 'profile' and 'run_name' "
                           "(copy params/smoke.yaml to start from)")
-    return parse_params(data, source=str(path), base_dir=path.parent)
-
+    source = str(path)
+    if overrides:
+        if not isinstance(data, dict):
+            raise ParamsError(f"{source}: expected a mapping of keys to values at the top level")
+        data = apply_overrides(data, list(overrides))
+        source = f"{path} with overrides {', '.join(overrides)}"
+    return parse_params(data, source=source, base_dir=path.parent)

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .runfolder import RUN_FOLDER_VERSION
 from .config import StudyConfig
+from .errors import StudyError
 from .files import write_text
 
 log = logging.getLogger("xnli_study")
@@ -102,3 +103,22 @@ def setup_notebook() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     # example sentences are shown whole, not cut at 50 characters (pandas escapes their markup)
     pd.set_option("display.max_colwidth", None)
+    one_line_errors()
+
+
+def one_line_errors() -> None:
+    """In an IPython kernel, show the errors a user can cause (:class:`StudyError`: a stage not
+    ready, bad params, missing data) as their one-line message, not a traceback wall; the cell
+    still fails, so papermill and the CLI report it. Other errors keep their traceback."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def show(self, etype, value, tb, tb_offset=None):
+        self.showtraceback((etype, value, tb), exception_only=True)
+
+    shell.set_custom_exc((StudyError,), show)

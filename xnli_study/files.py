@@ -120,9 +120,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
 
 
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 100) -> Path:
-    """Save a matplotlib figure as PNG atomically."""
+    """Save a matplotlib figure atomically, as PNG or PDF (vector) by ``path``'s suffix."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=Path(path).suffix.lstrip(".") or "png")
     return Path(path)
 
 

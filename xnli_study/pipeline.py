@@ -13,6 +13,7 @@ import fcntl
 import logging
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -20,20 +21,19 @@ import threading
 import time
 from pathlib import Path
 
-import papermill as pm
 
 from .config import load_params
 from .environment import NOTEBOOKS_DIR, ensure_kernel, manifest_base
 from .errors import ParamsError, StudyError
 from . import faults
-from .files import atomic_path, read_json, remove_partial, write_json, write_text
+from .files import read_json, remove_partial, write_json, write_text
 from .models import tiny_folder
 from .preflight import preflight
 from .provenance import hash_tree, hub_revisions, local_data
 from .render import build_report
 from .runfolder import RUN_FOLDER_VERSION, UNIT_FILES, RunFolder
-from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, get_stage, now, stage_complete, stage_status,
-                     write_record)
+from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, execute_notebook, get_stage, now, stage_complete,
+                     stage_status, write_record)
 from .study import UnitsRun, run_units, unit_work
 from .units import UNIT_STAGES, describe, shard_of, stage_units, unit_status
 
@@ -92,20 +92,11 @@ def _execute(stage: Stage, *, notebooks: Path, folder: RunFolder, kernel: str, p
         except Exception as err:  # the render has no notebook to point at: name the error itself
             raise StageFailed(stage.name, None, f"{type(err).__name__}: {err}") from err
         return
-    executed = folder.executed(stage.notebook)
-    error = None
-    with atomic_path(executed) as tmp:  # the executed notebook appears whole, failed or not
-        try:
-            pm.execute_notebook(
-                str(notebooks / stage.notebook), str(tmp),
-                parameters={"params_path": str(folder.params), "run_dir": str(folder.root)},
-                kernel_name=kernel, cwd=str(notebooks), progress_bar=progress,
-                request_save_on_cell_execute=False,
-            )
-        except pm.PapermillExecutionError as err:
-            error = f"{err.ename}: {err.evalue}"
+    folder.record(stage.name).unlink(missing_ok=True)  # the notebook computes the stage, never reuses it
+    error = execute_notebook(stage, folder, notebooks=notebooks, kernel=kernel, progress=progress,
+                             parameters={"update_run_copy": False})  # this is the run folder's copy
     if error:
-        raise StageFailed(stage.name, executed, error)
+        raise StageFailed(stage.name, folder.executed(stage.notebook), error)
 
 
 @contextlib.contextmanager
@@ -186,18 +177,24 @@ def say_units(folder: RunFolder, config, stage: str, *, force: bool) -> None:
         log.info("    %s", line)
 
 
+def set_args(overrides) -> str:
+    """``overrides`` as the command line's ``--set`` flags (for the commands a message suggests)."""
+    return "".join(f" --set {shlex.quote(item)}" for item in overrides)
+
+
 def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: str | Path | None = None,
               force: bool = False, notebooks_dir: str | Path | None = None, rebuild_caches: bool = False,
-              progress: bool = True) -> Path:
+              progress: bool = True, overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """Run the stages in order; return the run folder.
 
     Stages already complete for the same params are skipped unless ``force`` (which still reuses
     the content-keyed caches: their keys prove them current) or ``rebuild_caches`` (which first
     deletes this run's caches, then runs every stage); once a stage runs,
     every later selected stage runs too. On failure raises ``StageFailed`` naming the stage and
-    the executed notebook that shows the error.
+    the executed notebook that shows the error. ``overrides`` (``KEY=VALUE``) are set on the
+    params before validation; the run folder records the params with them.
     """
-    config = at_run_dir(load_params(params_path), out)
+    config = at_run_dir(load_params(params_path, overrides), out)
     folder = RunFolder(config.run_dir)
     selected = stages or [s.name for s in STAGES]
     for name in selected:
@@ -209,7 +206,7 @@ def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: 
         out_arg = f" --out {folder.root}" if out else ""
         raise StudyError(
             f"stage(s) {', '.join(selected)} need {', '.join(missing)}, not complete in {folder.root}; "
-            f"run them too: xnli-study run --params {params_path}{out_arg} --stages "
+            f"run them too: xnli-study run --params {params_path}{set_args(overrides)}{out_arg} --stages "
             f"{' '.join(s.name for s in STAGES if s.name in set(missing) | set(selected))}")
     notebooks = Path(notebooks_dir) if notebooks_dir else NOTEBOOKS_DIR
     kernel = ensure_kernel()
@@ -345,7 +342,8 @@ def shard_fragments(folder: RunFolder) -> dict[str, dict]:
 
 
 def run_shard(params_path: str | Path, *, shard: tuple[int, int], out: str | Path | None = None,
-              notebooks_dir: str | Path | None = None, progress: bool = True) -> Path:
+              notebooks_dir: str | Path | None = None, progress: bool = True,
+              overrides: list[str] | tuple[str, ...] = ()) -> Path:
     """Run shard ``I`` of ``N``: the data stage if no shard has (under the run folder's data lock),
     then the units of the chains whose index is I modulo N (:func:`~xnli_study.units.shard_of`),
     into the shared run folder. The shard writes its own log and manifest fragment under
@@ -353,7 +351,7 @@ def run_shard(params_path: str | Path, *, shard: tuple[int, int], out: str | Pat
     report come from a later run without ``--shard``, which finds these units complete. A second
     copy of the same shard, or a shard while a run without ``--shard`` uses the folder, is refused."""
     index, count = shard
-    config = at_run_dir(load_params(params_path), out)
+    config = at_run_dir(load_params(params_path, overrides), out)
     folder = RunFolder(config.run_dir)
     preflight(config)
     check_version(folder)
@@ -406,7 +404,7 @@ def _run_shard(config, folder: RunFolder, *, index: int, count: int, notebooks: 
             run = UnitsRun(config=config, run_dir=folder.root, stage=STAGE_BY_NAME[stage], params_path=str(own_params))
             fragment["units"][stage] = {"run": [u.name for u in todo],
                                         "reused": [u.name for u in units if u not in todo]}
-            run_units(run, units, todo, unit_work(run, todo), desc=f"shard {index}/{count}: {stage}")
+            run_units(run, units, todo, unit_work(run, todo))
             write_json(folder.shard(index, count, "manifest"), fragment)
         fragment["status"] = "done"
     except KeyboardInterrupt:

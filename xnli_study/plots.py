@@ -305,3 +305,28 @@ def label_shares(predictions: pd.DataFrame) -> plt.Figure:
     axes[0, -1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return fig
+
+
+def run_differences(differences: pd.DataFrame, *, label_a: str, label_b: str) -> plt.Figure:
+    """Accuracy of run B minus run A per language (then the averages), one marker per condition,
+    in points, with the 95% bootstrap interval as whiskers (``xnli-study compare``)."""
+    order = [*_lang_order(differences["lang"]), *[a for a in ("avg", "avg_non_en") if a in set(differences["lang"])]]
+    conds = list(dict.fromkeys(differences["condition"]))
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    width = 0.8 / max(len(conds), 1)
+    colours = sns.color_palette("deep", len(conds))
+    for k, cond in enumerate(conds):
+        rows = differences[differences["condition"] == cond].set_index("lang").reindex(order)
+        x = np.arange(len(order)) - 0.4 + width * (k + 0.5)
+        delta = 100 * rows["delta"].to_numpy(dtype=float)
+        low = delta - 100 * rows["ci_low"].to_numpy(dtype=float)
+        high = 100 * rows["ci_high"].to_numpy(dtype=float) - delta
+        ax.errorbar(x, delta, yerr=[low, high], fmt="o", ms=4, capsize=2, color=colours[k], label=cond)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xticks(range(len(order)), [o.replace("avg_non_en", "avg\nnon-en") for o in order])
+    paired = "paired on seeds and items" if differences["paired"].all() else "unpaired where the runs differ in seeds or items"
+    ax.set(ylabel="points", xlabel="", title=f"XNLI accuracy: {label_b} minus {label_a} (95% bootstrap interval, {paired})")
+    ax.title.set_fontsize(10)
+    ax.legend(fontsize=8, ncol=min(len(conds), 4), loc="best")
+    fig.tight_layout()
+    return fig

@@ -5,10 +5,11 @@ pydantic validators in :mod:`xnli_study.config`."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from .alignment import headline_layer
-from .config import StudyConfig
+from .config import TRACKERS, StudyConfig
 from .errors import HubUnavailableError, ParamsError, StudyError
 from .hub import hub_reachable, require_hub
 from .launch import check_distributed
@@ -119,6 +120,15 @@ def _check_hub_sources(config: StudyConfig) -> None:
         require_hub(what, fix=fix, datasets=datasets)
 
 
+def check_trackers(config: StudyConfig) -> None:
+    """Every tracker ``training.report_to`` names is installed."""
+    for name in config.training.report_to:
+        package = TRACKERS[name]
+        if importlib.util.find_spec(package) is None:
+            raise ParamsError(f"training.report_to: {name} is not installed; pip install {package} (and configure "
+                              f"it as {name} documents), or remove it from training.report_to")
+
+
 def preflight(config: StudyConfig) -> None:
     """Every check that needs no training: files named in the params exist, the encoder resolves
     (folder, package, hub or cache), the headline layer exists, the device exists, and data
@@ -129,6 +139,7 @@ def preflight(config: StudyConfig) -> None:
     _raise_first(_layer_problems(config, name))
     _check_hub_sources(config)
     check_distributed(config)
+    check_trackers(config)
 
 
 def check_all(config: StudyConfig) -> list[str]:
@@ -159,6 +170,7 @@ def check_all(config: StudyConfig) -> list[str]:
     attempt(pick_device, config.device)
     errors += attempt(_layer_problems, config, name or config.encoder.name) or []
     attempt(check_distributed, config)
+    attempt(check_trackers, config)
     if _hub_sources(config) and not hub_reachable():
         hub += [what for what, _, _ in _hub_sources(config)]
     if hub:

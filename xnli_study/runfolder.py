@@ -34,6 +34,7 @@ SUMMARY = Entry("summary.json", "headline numbers (accuracies in [0, 1], mean ov
                                 "comparisons with the baseline, alignment vs transfer")
 REPORT_HTML = Entry("report.html", "the report: executed notebooks stitched together, code hidden, figures embedded")
 REPORT_PNG = Entry("report.png", "a full-page screenshot of the report (written by the browser test)")
+LAB_PNG = Entry("lab.png", "notebook 03 executed in JupyterLab, a screenshot (written by the lab test)")
 NOTEBOOKS = Entry("notebooks/", "executed stage notebooks (01_data_inspection ... 05_report)")
 STAGES = Entry("stages/<stage>.json", "completion record: params fingerprint, upstream records, outputs (written last);\n"
                                       "render.json for report.html")
@@ -47,13 +48,14 @@ UNITS = Entry("units/<stage>/<unit>/",
 UNIT_FILES = {"record": "record.json", "log": "log.csv", "predictions": "predictions.parquet",
               "metrics": "metrics.csv", "failed": "failed.json", "checkpoints": "checkpoints",
               "checkpoint_key": "checkpoints/unit-key.txt", "launch_log": "launch.log"}
-FIGURES = Entry("figures/<name>.png", "every figure as PNG")
+FIGURES = Entry("figures/<name>.png", "every figure as PNG, and as PDF (vector) beside it: <name>.pdf")
 INTERMEDIATE = Entry("models/<task>/seed<k>/intermediate/", "I_t: the encoder only (the task head is dropped)")
 FINAL = Entry("models/<condition>/seed<k>/final/", "F_t: encoder + NLI head, selected on English dev")
 EMBEDDINGS = Entry("cache/embeddings/<key>/",
                    "float16 sentence vectors per language; key = weights + probe set + settings")
 TOKENIZED = Entry("cache/tokenized/<key>/",
                   "tokenised training data (Arrow); key = tokenizer + data + format + max length")
+LOGS = Entry("logs/<stage>/<unit>/", "each training's TensorBoard event files (training.report_to: [tensorboard])")
 SAMPLE = Entry("data/sample/", "the synthetic sample (profiles that use it)")
 SHARDS = Entry("shards/<i>-of-<n>/",
                "one shard's own files (xnli-study run --shard I/N): params.yaml, log.txt (its\n"
@@ -86,6 +88,8 @@ TABLES: dict[str, Entry] = {
                          "per condition and language (and avg, avg_non_en): mean, sd over seeds, 95%\n"
                          "bootstrap interval (seeds, then items)"),
     "comparisons": Entry("comparisons.csv", "each condition minus the baseline: delta, 95% interval, p, Holm-adjusted p"),
+    "results_tex": Entry("results.tex", "accuracy_ci as a LaTeX table (booktabs): conditions x languages"),
+    "comparisons_tex": Entry("comparisons.tex", "comparisons as a LaTeX table (booktabs), significant cells marked"),
     "transfer_summary": Entry("transfer_summary.csv",
                               "per condition and seed: en, mean over all, mean over non-English, transfer gap"),
     "selection": Entry("selection.csv", "MNLI model selection on English dev: best step and accuracy per run"),
@@ -121,12 +125,13 @@ class RunFolder:
             rel = rel.replace(f"<{key}>", str(value))
         return self.root / rel
 
-    # ---- the files at the top: params, manifest, summary, report_html, report_png --------------
+    # ---- the files at the top: params, manifest, summary, report_html, report_png, lab_png ----
     params = _top(PARAMS)
     manifest = _top(MANIFEST)
     summary = _top(SUMMARY)
     report_html = _top(REPORT_HTML)
     report_png = _top(REPORT_PNG)
+    lab_png = _top(LAB_PNG)
 
     # ---- stages -----------------------------------------------------------------------------
     def executed(self, notebook: str) -> Path:
@@ -158,6 +163,10 @@ class RunFolder:
 
     def figure(self, name: str) -> Path:
         return self._at(FIGURES, name=name)
+
+    def logs(self, stage: str, unit: str) -> Path:
+        """The TensorBoard event files of one training unit (``training.report_to``)."""
+        return self._at(LOGS, stage=stage, unit=unit)
 
     # ---- models and caches ------------------------------------------------------------------
     def model(self, condition: str, seed: int, kind: str) -> Path:
@@ -244,12 +253,12 @@ def layout_markdown() -> str:
         return out + [" " * width + more for more in rest]
 
     out = ["```"]
-    for entry in (PARAMS, MANIFEST, SUMMARY, REPORT_HTML, REPORT_PNG, NOTEBOOKS, STAGES, UNITS):
+    for entry in (PARAMS, MANIFEST, SUMMARY, REPORT_HTML, REPORT_PNG, LAB_PNG, NOTEBOOKS, STAGES, UNITS):
         out += lines(entry.path, entry.what)
     out.append(f"{TABLES_DIR}/")
     for entry in TABLES.values():
         out += lines(entry.path, entry.what, indent="  ")
-    for entry in (FIGURES, INTERMEDIATE, FINAL, EMBEDDINGS, TOKENIZED, SAMPLE, SHARDS, LOCK, DATA_LOCK):
+    for entry in (FIGURES, INTERMEDIATE, FINAL, LOGS, EMBEDDINGS, TOKENIZED, SAMPLE, SHARDS, LOCK, DATA_LOCK):
         out += lines(entry.path, entry.what)
     out += ["", "and in the output folder, beside the run folders:"]
     out += lines(SHARED_CACHE.path, SHARED_CACHE.what.split(": ", 1)[1])
@@ -261,7 +270,7 @@ def layout_markdown() -> str:
 def file_names() -> set[str]:
     """Every file and folder name the layout defines (for the test that they appear nowhere else)."""
     names = set()
-    for entry in (PARAMS, MANIFEST, SUMMARY, REPORT_HTML, REPORT_PNG, *TABLES.values()):
+    for entry in (PARAMS, MANIFEST, SUMMARY, REPORT_HTML, REPORT_PNG, LAB_PNG, *TABLES.values()):
         names.add(entry.path)
     return names
 

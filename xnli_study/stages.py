@@ -10,6 +10,7 @@ own record, so a failed render is retried by the next run.
 from __future__ import annotations
 
 import datetime as _dt
+import io
 import logging
 import time
 from dataclasses import dataclass
@@ -18,13 +19,16 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import papermill as pm
 from IPython.display import Image, display
 
-from .config import NOT_FINGERPRINTED, StudyConfig, load_params, settings_hash
+from .config import NOT_FINGERPRINTED, StudyConfig, load_params, parse_overrides, settings_hash
+from .progress import ForwardProgress
 from .provenance import input_digests
+from .environment import NOTEBOOKS_DIR, ensure_kernel
 from .errors import StageNotReadyError, StudyError
-from .files import read_json, read_table, save_figure, write_json, write_table, write_text
-from .runfolder import RunFolder
+from .files import atomic_path, read_json, read_table, save_figure, write_json, write_table, write_text
+from .runfolder import UNIT_FILES, RunFolder
 
 log = logging.getLogger("xnli_study")
 
@@ -170,28 +174,90 @@ def needs_message(stage: Stage, missing: list[str], params_path: str, run_dir: P
             f"{' '.join(missing)}  (for the default profile: make study)")
 
 
+def execute_notebook(stage: Stage, folder: RunFolder, *, notebooks: Path, kernel: str, progress: bool,
+                     parameters: dict | None = None) -> str | None:
+    """Run ``stage``'s notebook with papermill into the run folder's executed copy (atomically: it
+    appears whole, failed or not). With ``progress`` the kernel's progress lines (which unit, its
+    epoch and step, the time left) are passed on to this process's stderr. Returns the error of
+    the failed cell, or None."""
+    executed = folder.executed(stage.notebook)
+    with atomic_path(executed) as tmp:
+        try:
+            pm.execute_notebook(
+                str(notebooks / stage.notebook), str(tmp),
+                parameters={"params_path": str(folder.params), "run_dir": str(folder.root), **(parameters or {})},
+                kernel_name=kernel, cwd=str(notebooks), progress_bar=False,
+                stderr_file=ForwardProgress() if progress else None, request_save_on_cell_execute=False,
+            )
+        except pm.PapermillExecutionError as err:
+            return f"{err.ename}: {err.evalue}"
+    return None
+
+
+def mixed_stages(config: StudyConfig, run_dir: Path) -> list[str]:
+    """The stages of ``run_dir`` whose record was written for other settings than ``config``
+    gives them: a stage computed with ``config`` there would mix settings in one run folder."""
+    mixed = []
+    for stage in STAGES:
+        record = read_record(run_dir, stage.name)
+        if record and record.get("fingerprint") != stage_fingerprint(config, stage.name):
+            mixed.append(stage.name)
+    return mixed
+
+
 class StageRun:
     """A stage in progress, as a notebook sees it: config, run folder, and output writers.
 
-    Open it in the notebook's first code cell; it checks that the stages it needs are complete
-    and says which command to run first if not. Call :meth:`finish` in the last cell.
+    Open it in the notebook's first code cell. When the run folder holds the stage complete for
+    these params, the stage is not computed again (``reusing``): its units are reused and nothing
+    in the run folder is written, so the notebook shows the stage's results in seconds.
+    ``recompute=True`` computes it again, units included (as ``xnli-study run --force`` does).
+    Otherwise it checks that the stages it needs are complete and says which command to run first
+    if not. ``overrides`` (``KEY=VALUE``, as ``xnli-study run --set``) are refused when they change
+    settings a stage of the run folder was computed with. With ``update_run_copy`` a stage computed
+    here also replaces the run folder's executed copy of its notebook (the one ``report.html``
+    embeds), so the report never shows a notebook older than its tables: the notebooks turn it on
+    (their parameter of that name), the pipeline, which writes that copy itself, turns it off.
+    Call :meth:`finish` in the last cell.
     """
 
-    def __init__(self, stage: str, *, params_path: str, run_dir: str = ""):
+    def __init__(self, stage: str, *, params_path: str, run_dir: str = "", recompute: bool = False,
+                 overrides: Any = (), update_run_copy: bool = False):
         self.stage = get_stage(stage)
         self.params_path = str(params_path)
-        self.config = at_run_dir(load_params(params_path), run_dir)
+        self.overrides = parse_overrides(overrides)
+        self.config = at_run_dir(load_params(params_path, self.overrides), run_dir)
         self.run_dir = self.config.run_dir
         self.folder = RunFolder(self.run_dir)
         self.outputs: list[str] = []
         self.started = time.perf_counter()
+        self.update_run_copy = update_run_copy
+        if self.overrides:
+            mixed = mixed_stages(self.config, self.run_dir)
+            if mixed:
+                raise StudyError(
+                    f"the overrides {', '.join(self.overrides)} change settings that stage {mixed[0]} of "
+                    f"{self.run_dir} was computed with; a notebook does not mix settings in one run folder. "
+                    f"Run from the command line, which reruns what they touch: xnli-study run --params "
+                    f"{self.params_path}{''.join(f' --set {o}' for o in self.overrides)} --out {self.run_dir} "
+                    "(or add run_name=<new name> to the overrides for a run folder of their own)")
+        self.reusing = not recompute and stage_complete(self.run_dir, stage, self.config)
+        if self.reusing:
+            record = read_record(self.run_dir, stage) or {}
+            log.info("stage %s is complete in %s (finished %s): showing its results from the run folder, "
+                     "nothing is recomputed or written (recompute=True computes it again)",
+                     stage, self.run_dir, record.get("finished_at"))
+            return
         missing = incomplete_needs(self.config, self.run_dir, stage)
         if missing:
             raise StageNotReadyError(needs_message(self.stage, missing, self.params_path, self.run_dir))
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if not self.folder.params.exists():
+        if self.update_run_copy or not self.folder.params.exists():  # what this run folder was computed with
             write_text(self.folder.params, self.config.to_yaml())
         self.folder.record(stage).unlink(missing_ok=True)  # incomplete until finish()
+        if recompute:  # every unit runs again, as with --force
+            for path in self.folder.units(stage).glob(f"*/{UNIT_FILES['record']}"):
+                path.unlink()
         log.info("stage %s: run folder %s", stage, self.run_dir)
 
     def _register(self, path: Path) -> Path:
@@ -205,15 +271,28 @@ class StageRun:
         return self._register(Path(path))
 
     def save_table(self, key: str, frame: pd.DataFrame) -> Path:
-        """Write the table ``key`` (see ``runfolder.TABLES``) atomically."""
+        """Write the table ``key`` (see ``runfolder.TABLES``) atomically (not when reusing)."""
+        if self.reusing:
+            return self.folder.table(key)
         return self._register(write_table(self.folder.table(key), frame))
+
+    def save_text(self, key: str, text: str) -> Path:
+        """Write the text table ``key`` (a ``.tex`` entry of ``runfolder.TABLES``) atomically (not when
+        reusing)."""
+        if self.reusing:
+            return self.folder.table(key)
+        return self._register(write_text(self.folder.table(key), text))
 
     def read_table(self, key: str) -> pd.DataFrame:
         return read_table(self.folder.table(key))
 
     def save_figure(self, name: str, fig: Any) -> Path:
-        """Write the figure ``name`` as PNG atomically."""
-        return self._register(save_figure(fig, self.folder.figure(name)))
+        """Write the figure ``name`` as PNG and PDF atomically (not when reusing: the saved PNG)."""
+        if self.reusing:
+            return self.folder.figure(name)
+        png = save_figure(fig, self.folder.figure(name))
+        self._register(save_figure(fig, png.with_suffix(".pdf")))
+        return self._register(png)
 
     def show_figure(self, name: str, fig: Any) -> Path:
         """Save the figure ``name``, close it and display the saved PNG (rendered once), with the
@@ -221,16 +300,38 @@ class StageRun:
         titles = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) else []
         titles += [ax.get_title() for ax in fig.axes if ax.get_title()]
         alt = titles[0] if titles else name.replace("_", " ")
+        if self.reusing:  # drawn again from the same tables; the saved files stay as they are
+            buffer = io.BytesIO()
+            fig.savefig(buffer, dpi=100, bbox_inches="tight", format="png")
+            plt.close(fig)
+            display(Image(data=buffer.getvalue(), format="png", metadata={"alt": alt}))
+            return self.folder.figure(name)
         path = self.save_figure(name, fig)
         plt.close(fig)
         display(Image(filename=str(path), metadata={"alt": alt}))
         return path
 
     def save_summary(self, data: Any) -> Path:
-        """Write ``summary.json`` atomically."""
+        """Write ``summary.json`` atomically (not when reusing)."""
+        if self.reusing:
+            return self.folder.summary
         return self._register(write_json(self.folder.summary, data))
 
     def finish(self, **summary: Any) -> dict:
-        """Check every declared output exists, then write the stage record (last)."""
-        return write_record(self.run_dir, self.stage.name, self.config, outputs=self.outputs,
-                            seconds=time.perf_counter() - self.started, summary=summary)
+        """Check every declared output exists, then write the stage record (last). A stage computed
+        here with ``update_run_copy`` then replaces the run folder's executed copy of its notebook
+        with one that shows these results (run again, reusing them). When reusing, the stage's
+        record is returned as it is."""
+        if self.reusing:
+            return read_record(self.run_dir, self.stage.name) or {}
+        record = write_record(self.run_dir, self.stage.name, self.config, outputs=self.outputs,
+                              seconds=time.perf_counter() - self.started, summary=summary)
+        if self.update_run_copy:
+            error = execute_notebook(self.stage, self.folder, notebooks=NOTEBOOKS_DIR, kernel=ensure_kernel(),
+                                     progress=False, parameters={"update_run_copy": False})
+            if error:
+                raise StudyError(f"the stage is recorded, but its executed copy in the run folder failed: {error}")
+            log.info("stage %s: its executed copy %s is replaced; report.html is out of date until the next "
+                     "xnli-study run --params %s --out %s", self.stage.name,
+                     self.folder.relative(self.folder.executed(self.stage.notebook)), self.folder.params, self.run_dir)
+        return record

@@ -6,6 +6,8 @@
 * :func:`paired_comparison`: a condition against the baseline on the same seeds and items: the
   mean difference, its bootstrap interval (the same resampled seeds and items for both) and the
   two-sided paired-bootstrap p-value from the same draws.
+* :func:`independent_comparison`: the same for two runs that share no seeds or items (each
+  resampled on its own), as ``xnli-study compare`` uses for unpaired run folders.
 * :func:`holm`: Holm's step-down adjustment over a family of tests; :func:`holm_families` says
   which tests form a family (conditions and languages together by default).
 * :func:`spearman_with_ci`: Spearman's rank correlation with a bootstrap interval over points;
@@ -125,6 +127,19 @@ def paired_comparison(treatment, baseline, *, resamples: int = DEFAULT_RESAMPLES
     draws = _bootstrap_means(diff, resamples=resamples, seed=seed)
     p = bootstrap_p(draws)
     return Interval(float(diff.mean()), *_percentiles(draws, level), p=p)
+
+
+def independent_comparison(treatment, baseline, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                           level: float = LEVEL) -> Interval:
+    """``mean(treatment) - mean(baseline)`` for two ``seeds x items`` matrices that share neither
+    seeds nor items (two runs of other seeds or test samples): each is resampled on its own (seeds
+    and items drawn independently for the two), the difference taken draw by draw, giving its
+    percentile interval and a two-sided p-value (:func:`bootstrap_p`). Wider than
+    :func:`paired_comparison` on paired data, which it does not exploit."""
+    t, b = np.asarray(treatment, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    draws = (_bootstrap_means(t, resamples=resamples, seed=seed)
+             - _bootstrap_means(b, resamples=resamples, seed=seed + 1))  # other seed: independent draws
+    return Interval(float(t.mean() - b.mean()), *_percentiles(draws, level), p=bootstrap_p(draws))
 
 
 def holm(pvalues) -> np.ndarray:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from . import alignment as al
 from .data import ReadReport, load_mnli, load_xnli, nli_as_pairs
@@ -34,7 +33,8 @@ from .qa import evaluate_spans
 from .files import read_table, write_json, write_table, write_text
 from .runfolder import RunFolder
 from .tasks import get_task, load_task
-from .training import fine_tune, is_main_process, world_size
+from .progress import StageProgress
+from .training import Tracking, fine_tune, is_main_process, world_size
 from .launch import run_launched
 from .stages import now
 from .units import Unit, describe, read_unit, stage_units, unit_status, write_unit
@@ -194,6 +194,13 @@ def resume_folder(run_dir: Path, unit: Unit) -> Path:
     return folder
 
 
+def tracking(config, run_dir: Path, unit: Unit) -> Tracking:
+    """Where a unit's training reports its logs (``training.report_to``): TensorBoard event files
+    in the run folder's ``logs/<stage>/<unit>/``, and the run name other trackers show."""
+    return Tracking(report_to=tuple(config.training.report_to), name=f"{config.run_name}/{unit.stage}/{unit.name}",
+                    log_dir=RunFolder(run_dir).logs(unit.stage, unit.name))
+
+
 def finish_unit(run_dir: Path, unit: Unit, *, started: float, outputs: list[Path],
                 tables: dict[str, pd.DataFrame], data: dict) -> None:
     """Write a unit's own tables, then its record (last), then drop its checkpoints."""
@@ -204,23 +211,34 @@ def finish_unit(run_dir: Path, unit: Unit, *, started: float, outputs: list[Path
     shutil.rmtree(folder.unit(unit.stage, unit.name, "checkpoints"), ignore_errors=True)
 
 
-def run_units(run, units: list[Unit], todo: list[Unit], work, *, desc: str) -> None:
-    """``work(unit)`` for each unit to run. A unit that fails (an exception, out of memory, a
+def unit_words(unit: Unit) -> str:
+    """What a unit is, for the progress lines: ``sst2, seed 1`` or ``F[sst2], seed 1`` or ``P``."""
+    if unit.checkpoint == "pretrained":
+        return "P"
+    what = unit.condition if unit.stage != "alignment" else encoder_label(unit.checkpoint, unit.condition, None)
+    return f"{what}, seed {unit.seed}"
+
+
+def run_units(run, units: list[Unit], todo: list[Unit], work) -> None:
+    """``work(unit, progress)`` for each unit to run, reporting each (:mod:`xnli_study.progress`). A unit that fails (an exception, out of memory, a
     non-finite loss) is recorded as failed with its reason (``units/<stage>/<unit>/failed.json``)
     and the others go on; then the stage fails naming every failed unit. A rerun runs only those
     (the others are complete)."""
     folder = RunFolder(run.run_dir)
     failed: dict[str, str] = {}
-    for unit in tqdm(todo, desc=desc, disable=not todo):
+    progress = StageProgress(run.stage.name, len(todo))
+    for unit in todo:
         note = folder.unit(unit.stage, unit.name, "failed")
         note.unlink(missing_ok=True)
+        progress.start(unit_words(unit))
         try:
-            work(unit)
+            work(unit, progress.step)
         except Exception as err:  # noqa: BLE001 - every failure of one unit is recorded, then reported
             reason = " ".join(f"{type(err).__name__}: {err}".split())
             write_json(note, {"unit": unit.label, "error": reason, "at": now(), "traceback": traceback.format_exc()})
             log.error("unit %s failed: %s", unit.label, reason)
             failed[unit.name] = reason
+        progress.done(unit_words(unit), failed=unit.name in failed)
     if failed:
         listed = "; ".join(f"{name} ({reason})" for name, reason in failed.items())
         raise UnitsFailed(
@@ -250,7 +268,7 @@ def train_intermediate(run) -> dict[str, pd.DataFrame]:
     """Fine-tune P on each intermediate task with every seed; save the encoder only. Each (task,
     seed) is a unit: one already complete for these settings is reused."""
     units, todo = pending_units(run)
-    run_units(run, units, todo, unit_work(run, todo), desc="intermediate tasks")
+    run_units(run, units, todo, unit_work(run, todo))
     data, logs = unit_results(run, units, "log")
     log_table = pd.concat(logs, ignore_index=True) if logs else pd.DataFrame(
         columns=["condition", "seed", "step", "epoch", "loss"])
@@ -271,7 +289,7 @@ def intermediate_inputs(config, run_dir: Path, todo: list[Unit]) -> dict:
     return {"p_name": p_name, "tokenizer": tokenizer, "tasks": tasks}
 
 
-def intermediate_unit(config, run_dir: Path, unit: Unit, inputs: dict) -> None:
+def intermediate_unit(config, run_dir: Path, unit: Unit, inputs: dict, *, progress=None) -> None:
     """Train one (task, seed) unit, save its encoder, score it on the held-out tenth, record it.
     In a data-parallel launch every process trains; only the main one goes on after training."""
     p_name, tokenizer = inputs["p_name"], inputs["tokenizer"]
@@ -291,7 +309,8 @@ def intermediate_unit(config, run_dir: Path, unit: Unit, inputs: dict) -> None:
                        eval_frame=held if len(held) and not spec.is_alignment else None,
                        select_best=False, task_format=spec.format, contrastive=contrastive,
                        cache_dir=RunFolder(run_dir).tokenized_cache, within=data,
-                       resume_dir=resume_folder(run_dir, unit), fault_point="intermediate-checkpoint")
+                       resume_dir=resume_folder(run_dir, unit), fault_point="intermediate-checkpoint",
+                       tracking=tracking(config, run_dir, unit), on_progress=progress)
     if not is_main_process():
         return
     seconds = round(time.perf_counter() - started, 2)
@@ -368,7 +387,7 @@ def train_and_evaluate_transfer(run) -> dict[str, pd.DataFrame]:
     then zero-shot evaluation on every language. Keeps per-example predictions. Each (condition,
     seed) is a unit: one already complete for these settings is reused."""
     units, todo = pending_units(run)
-    run_units(run, units, todo, unit_work(run, todo), desc="MNLI fine-tuning + XNLI")
+    run_units(run, units, todo, unit_work(run, todo))
     data, predictions = unit_results(run, units, "predictions")
     logs = [read_table(RunFolder(run.run_dir).unit(u.stage, u.name, "log")) for u in units]
     preds = pd.concat(predictions, ignore_index=True)
@@ -404,7 +423,7 @@ def transfer_inputs(config, run_dir: Path, todo: list[Unit]) -> dict:
     return {"p_name": p_name, "tokenizer": tokenizer, "mnli": mnli, "dev_en": dev_en, "test": test}
 
 
-def transfer_unit(config, run_dir: Path, unit: Unit, inputs: dict) -> None:
+def transfer_unit(config, run_dir: Path, unit: Unit, inputs: dict, *, progress=None) -> None:
     """Train one (condition, seed) on MNLI with selection on English dev, predict every XNLI
     item, record it. In a data-parallel launch only the main process goes on after training."""
     settings = config.training.mnli
@@ -417,7 +436,8 @@ def transfer_unit(config, run_dir: Path, unit: Unit, inputs: dict) -> None:
     result = fine_tune(model=model, tokenizer=tokenizer, train=inputs["mnli"], seed=seed,
                        settings=settings, device=config.device, eval_frame=inputs["dev_en"],
                        select_best=True, cache_dir=RunFolder(run_dir).tokenized_cache,
-                       resume_dir=resume_folder(run_dir, unit), fault_point="mnli-checkpoint")
+                       resume_dir=resume_folder(run_dir, unit), fault_point="mnli-checkpoint",
+                       tracking=tracking(config, run_dir, unit), on_progress=progress)
     if not is_main_process():
         return
     devices = world_size()
@@ -455,7 +475,7 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     inputs = alignment_inputs(config, run_dir, [])
     run.save_table("probe_set", inputs["probe"])
     units, todo = pending_units(run)
-    run_units(run, units, todo, unit_work(run, todo, inputs=inputs), desc="alignment checkpoints")
+    run_units(run, units, todo, unit_work(run, todo, inputs=inputs))
     data, frames = unit_results(run, units, "metrics")
     n_layers = data[0]["n_layers"]
     table = pd.concat(frames, ignore_index=True)
@@ -476,7 +496,7 @@ def alignment_inputs(config, run_dir: Path, todo: list[Unit]) -> dict:
     return {"probe": al.probe_set(xnli, max_sentences=a.max_sentences, seed=a.seed)}
 
 
-def alignment_unit(config, run_dir: Path, unit: Unit, inputs: dict) -> None:
+def alignment_unit(config, run_dir: Path, unit: Unit, inputs: dict, *, progress=None) -> None:
     """Embed the probe set with one checkpoint (or read its cached vectors), measure every metric
     at every layer, record it; then remove the checkpoint where ``training.save_models`` says."""
     a = config.alignment
@@ -517,7 +537,7 @@ def unit_work(run, todo: list[Unit], *, inputs: dict | None = None):
     processes (:mod:`xnli_study.launch`)."""
     config, run_dir, stage = run.config, run.run_dir, run.stage.name
     if stage in TRAINING_STAGES and config.distributed.launched:
-        def launched(unit: Unit) -> None:
+        def launched(unit: Unit, progress=None) -> None:  # the workers' progress goes to launch.log
             resume_folder(run_dir, unit)
             run_launched(config, params_path=run.params_path, run_dir=run_dir, unit=unit)
             if unit_status(run_dir, unit) is not None:
@@ -527,10 +547,10 @@ def unit_work(run, todo: list[Unit], *, inputs: dict | None = None):
     read, work = UNIT_WORK[stage]
     loaded: dict = dict(inputs or {})
 
-    def here(unit: Unit) -> None:
+    def here(unit: Unit, progress=None) -> None:
         if not loaded:
             loaded.update(read(config, run_dir, todo))
-        work(config, run_dir, unit, loaded)
+        work(config, run_dir, unit, loaded, progress=progress)
     return here
 
 

@@ -18,6 +18,8 @@ from .alignment import headline_layer
 from .files import read_table
 from .config import looks_like_path
 from .languages import NLI_LABELS, encoder_label
+from .progress import StageProgress
+from .latex import comparisons_latex, results_latex
 from .runfolder import RunFolder
 from .sample import ANCHOR_GROUPS
 from .stages import read_record
@@ -59,11 +61,21 @@ def build_summary(run) -> dict:
     head = headline_layer(config.alignment.headline_layer, n_layers)
     resampling = {"resamples": config.stats.resamples, "seed": config.stats.seed}
     preds = read_table(folder.table("predictions"))
+    # the three bootstraps, reported as they run
+    progress = StageProgress("report", 3, noun="statistic")
+    draws = f"{config.stats.resamples:,} bootstrap draws"
+    progress.start(f"accuracy intervals, {draws}")
     ci = stats.accuracy_intervals(preds, **resampling)
+    progress.done(f"accuracy intervals, {draws}")
+    progress.start(f"comparisons with the baseline, {draws}")
     comparisons = stats.compare_conditions(preds, baseline="none", correct_across=config.stats.correct_across,
                                            **resampling)
+    progress.done(f"comparisons with the baseline, {draws}")
     run.save_table("accuracy_ci", ci)
     run.save_table("comparisons", comparisons)
+    items = int(acc.groupby(["condition", "seed", "lang"])["n"].first().min())
+    run.save_text("results_tex", results_latex(ci, seeds=len(config.seeds), items=items))
+    run.save_text("comparisons_tex", comparisons_latex(comparisons, seeds=len(config.seeds)))
 
     def nested(frame: pd.DataFrame, value: str) -> dict:
         return {c: {r["lang"]: float(r[value]) for _, r in g.iterrows()}
@@ -83,7 +95,9 @@ def build_summary(run) -> dict:
         per = g.groupby(["layer", "lang"])["value"].mean().unstack("lang")  # mean over seeds
         best = int(per.mean(axis=1).idxmax())
         retrieval_best[encoder_label(stage, cond)] = {"layer": best, **per.loc[best].to_dict()}
+    progress.start(f"alignment against transfer, {draws}")
     relation, points = stats.alignment_vs_transfer(align, preds, layer=head, metric="retrieval", **resampling)
+    progress.done(f"alignment against transfer, {draws}")
     run.save_table("alignment_vs_transfer", points)
     inter = read_table(folder.table("intermediate_results"))
     sizes = training_sizes(read_table(folder.table("training_data")), inter)

@@ -315,7 +315,8 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
               progress: bool = True, task_format: str = "pair",
               contrastive: tuple[int, float] | None = None,
               cache_dir: str | Path | None = None, within: pd.DataFrame | None = None,
-              resume_dir: str | Path | None = None, fault_point: str | None = None) -> TrainResult:
+              resume_dir: str | Path | None = None, fault_point: str | None = None,
+              tracking: Tracking | None = None, on_progress=None) -> TrainResult:
     """Fine-tune ``model`` on ``train`` (a task frame of ``task_format``) with ``settings``.
 
     Alignment formats (``parallel``, ``lexicon``) train ``model`` (an encoder without a head) by
@@ -332,7 +333,11 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     Under ``accelerate launch`` (or ``torchrun``) every process calls this with the same
     arguments; the ``Trainer`` splits each optimizer step's batch between them, and only the main
     process writes checkpoints. ``fault_point`` names the point of :mod:`xnli_study.faults` just after a
-    checkpoint is saved.
+    checkpoint is saved. ``tracking`` names the Trainer integrations that receive the logs
+    (``report_to``: TensorBoard writes into ``tracking.log_dir``; wandb, mlflow and the others
+    follow their own configuration) and the run name they show. ``on_progress(step=, max_steps=,
+    epoch=, epochs=)`` is called after every optimizer step (:class:`~xnli_study.progress.StageProgress`
+    reports it).
     With ``cache_dir`` the tokenised data is read from (or written to) that cache; ``within``, the
     frame that ``train`` and ``eval_frame`` were split from, is then encoded whole, once
     (:func:`encode_cached`).
@@ -389,7 +394,9 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         # every loss here is a mean over the batch: across processes the gradients are averaged,
         # not scaled by the process count (which suits losses summed over tokens)
         average_tokens_across_devices=False,
-        report_to="none",
+        # TensorBoard gets its own writer below (into the run folder); the others read their own set-up
+        report_to=([r for r in tracking.report_to if r != "tensorboard"] or "none") if tracking else "none",
+        run_name=tracking.name if tracking else None,
         disable_tqdm=not progress,
         use_cpu=dev.type == "cpu",
         bf16=settings.precision == "bf16",
@@ -434,6 +441,10 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
             )
             replace_progress(trainer, progress)
             trainer.add_callback(checkpoint_saved(fault_point, resumable=resumable))
+            if on_progress is not None:
+                trainer.add_callback(progress_callback(on_progress))
+            if tracking and "tensorboard" in tracking.report_to and is_main_process():
+                trainer.add_callback(tensorboard_callback(tracking.log_dir))
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         history = pd.DataFrame(trainer.state.log_history)
         best_step = None
@@ -451,6 +462,38 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where a training reports its logs: ``report_to``, names of the Trainer's integrations
+    (``tensorboard``, ``wandb``, ``mlflow``, ...); ``name``, the run name they show; ``log_dir``,
+    the folder of TensorBoard's event files."""
+
+    report_to: tuple[str, ...] = ()
+    name: str | None = None
+    log_dir: Path | None = None
+
+
+def progress_callback(on_progress):
+    """A Trainer callback that hands each optimizer step to ``on_progress``."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            on_progress(step=state.global_step, max_steps=state.max_steps, epoch=state.epoch or 0.0,
+                        epochs=args.num_train_epochs)
+
+    return Progress()
+
+
+def tensorboard_callback(log_dir: Path):
+    """The Trainer's own TensorBoard integration, writing its event files into ``log_dir``."""
+    from torch.utils.tensorboard import SummaryWriter
+    from transformers.integrations import TensorBoardCallback
+
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
 
 
 #: written into a checkpoint folder once the Trainer has saved all of it
