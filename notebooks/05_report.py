@@ -32,7 +32,7 @@
 params_path: str = "../params/smoke.yaml"  # the study profile (YAML); relative to notebooks/
 run_dir: str = ""  # the run folder; empty means output_dir/run_name from the params
 recompute: bool = False  # compute the stage again even when the run folder holds it complete (its units too)
-overrides: str = ""  # params overrides as for `xnli-study run --set`: a YAML list, e.g. '["seeds=[0,1]"]'
+overrides: str = ""  # params overrides as xnli-study run --set takes them, a YAML list (see the README)
 update_run_copy: bool = True  # a stage computed here also replaces the run folder's executed copy of this notebook
 
 # %%

@@ -36,3 +36,16 @@ def test_py_twin_matches_the_notebook(root, name):
     nb = nbformat.read(root / "notebooks" / name, as_version=4)
     twin = jupytext.read(root / "notebooks" / name.replace(".ipynb", ".py"))
     assert [(c.cell_type, c.source) for c in nb.cells] == [(c.cell_type, c.source) for c in twin.cells]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_papermill_reads_every_parameter_with_its_help(root, name):
+    """papermill parses each line of the parameters cell (a line it cannot parse loses its help in
+    `papermill --help-notebook`, with a warning on every run)."""
+    from papermill.translators import PythonTranslator
+
+    nb = nbformat.read(root / "notebooks" / name, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    parsed = PythonTranslator.inspect(cell)
+    assert [p.name for p in parsed] == [line.split(":")[0] for line in cell.source.splitlines()]
+    assert all(p.help for p in parsed)
