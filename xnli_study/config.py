@@ -35,11 +35,14 @@ NOT_FINGERPRINTED = ("output_dir", "cache_dir", "run_name", "profile", "descript
                      # where the training logs are also sent (TensorBoard, wandb, ...)
                      "training.report_to")
 
-#: the Trainer's logging integrations ``training.report_to`` may name, with the package each needs
-TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "comet_ml": "comet_ml",
-            "clearml": "clearml", "neptune": "neptune", "dvclive": "dvclive", "codecarbon": "codecarbon",
-            "azure_ml": "azureml", "flyte": "flytekit", "dagshub": "dagshub", "trackio": "trackio",
-            "swanlab": "swanlab"}
+#: the Trainer's logging integrations ``training.report_to`` may name: (the module it imports, the
+#: package that installs it)
+TRACKERS = {"tensorboard": ("tensorboard", "tensorboard"), "wandb": ("wandb", "wandb"),
+            "mlflow": ("mlflow", "mlflow"), "comet_ml": ("comet_ml", "comet-ml"), "clearml": ("clearml", "clearml"),
+            "neptune": ("neptune", "neptune"), "dvclive": ("dvclive", "dvclive"),
+            "codecarbon": ("codecarbon", "codecarbon"), "azure_ml": ("azureml", "azureml-core"),
+            "flyte": ("flytekit", "flytekit"), "dagshub": ("dagshub", "dagshub"), "trackio": ("trackio", "trackio"),
+            "swanlab": ("swanlab", "swanlab")}
 
 
 def flatten(data: dict, prefix: str = "") -> dict[str, Any]:

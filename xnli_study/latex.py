@@ -11,7 +11,7 @@ from __future__ import annotations
 import pandas as pd
 
 from .languages import XNLI_LANGUAGES
-from .stats import is_claimed
+from .stats import MIN_SEEDS, is_claimed
 
 #: LaTeX's special characters in text, and what stands for each
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
@@ -66,7 +66,8 @@ def results_latex(intervals: pd.DataFrame, *, seeds: int, items: int) -> str:
     """XNLI accuracy (%) per condition and language: ``mean (low--high)``, the 95% interval of
     ``intervals`` (columns condition, lang, mean, ci_low, ci_high; accuracies in [0, 1])."""
     wide = _wide(intervals, lambda r: f"{100 * r['mean']:.1f} ({100 * r['ci_low']:.1f}--{100 * r['ci_high']:.1f})")
-    over = f"{seeds} seeds and the test items" if seeds > 1 else "the test items (one seed)"
+    over = ("seeds and test items" if seeds >= MIN_SEEDS else
+            f"the test items only (with {seeds} seed{'s' if seeds > 1 else ''} the seeds are not resampled)")
     caption = (f"XNLI accuracy (\\%) by condition and language, {items} test items per language: mean over "
                f"{seeds} seed{'s' if seeds > 1 else ''} and 95\\% bootstrap interval over {over}.")
     return latex_table(wide, caption=caption, label="tab:xnli-accuracy")
@@ -76,10 +77,12 @@ def comparisons_latex(comparisons: pd.DataFrame, *, seeds: int) -> str:
     """Each condition minus the baseline in points: ``delta [low, high]`` with its paired 95%
     interval, ``*`` where significant after Holm correction (as the report marks them; only with
     3 seeds or more)."""
+    if comparisons.empty:
+        return "% only the baseline (none) ran: there is no condition to compare with it\n"
     wide = _wide(comparisons, lambda r: (f"{_signed(100 * r['delta'])} [{_signed(100 * r['ci_low'])}, "
                                          f"{_signed(100 * r['ci_high'])}]"
                                          + ("$^{*}$" if is_claimed(r["significant"]) else "")))
-    claim = ("$^{*}$: significant after Holm correction." if seeds >= 3 else
+    claim = ("$^{*}$: significant after Holm correction." if seeds >= MIN_SEEDS else
              f"With {seeds} seed{'s' if seeds > 1 else ''} the intervals cover test items only; no difference "
              "is called significant (that needs 3 seeds or more).")
     caption = ("Change in XNLI accuracy (points) of each condition against \\texttt{none}, paired on the same "

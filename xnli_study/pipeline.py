@@ -13,7 +13,6 @@ import fcntl
 import logging
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -32,8 +31,8 @@ from .preflight import preflight
 from .provenance import hash_tree, hub_revisions, local_data
 from .render import build_report
 from .runfolder import RUN_FOLDER_VERSION, UNIT_FILES, RunFolder
-from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, execute_notebook, get_stage, now, stage_complete,
-                     stage_status, write_record)
+from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, execute_notebook, get_stage, now, set_args,
+                     stage_complete, stage_status, write_record)
 from .study import UnitsRun, run_units, unit_work
 from .units import UNIT_STAGES, describe, shard_of, stage_units, unit_status
 
@@ -175,11 +174,6 @@ def say_units(folder: RunFolder, config, stage: str, *, force: bool) -> None:
     log.info("  units: %d to run, %d complete and reused", len(todo), reused)
     for line in why:
         log.info("    %s", line)
-
-
-def set_args(overrides) -> str:
-    """``overrides`` as the command line's ``--set`` flags (for the commands a message suggests)."""
-    return "".join(f" --set {shlex.quote(item)}" for item in overrides)
 
 
 def run_study(params_path: str | Path, *, stages: list[str] | None = None, out: str | Path | None = None,

@@ -123,8 +123,8 @@ def _check_hub_sources(config: StudyConfig) -> None:
 def check_trackers(config: StudyConfig) -> None:
     """Every tracker ``training.report_to`` names is installed."""
     for name in config.training.report_to:
-        package = TRACKERS[name]
-        if importlib.util.find_spec(package) is None:
+        module, package = TRACKERS[name]
+        if importlib.util.find_spec(module) is None:
             raise ParamsError(f"training.report_to: {name} is not installed; pip install {package} (and configure "
                               f"it as {name} documents), or remove it from training.report_to")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import io
+import shlex
 import logging
 import time
 from dataclasses import dataclass
@@ -19,7 +20,6 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import papermill as pm
 from IPython.display import Image, display
 
 from .config import NOT_FINGERPRINTED, StudyConfig, load_params, parse_overrides, settings_hash
@@ -167,10 +167,15 @@ def incomplete_needs(config: StudyConfig, run_dir: Path, stage: str) -> list[str
     return [n for n in STAGE_BY_NAME[stage].needs if not stage_complete(run_dir, n, config)]
 
 
-def needs_message(stage: Stage, missing: list[str], params_path: str, run_dir: Path) -> str:
+def set_args(overrides) -> str:
+    """``overrides`` as the command line's ``--set`` flags (for the commands a message suggests)."""
+    return "".join(f" --set {shlex.quote(item)}" for item in overrides)
+
+
+def needs_message(stage: Stage, missing: list[str], params_path: str, run_dir: Path, overrides=()) -> str:
     names = ", ".join(f"'{n}' ({STAGE_BY_NAME[n].notebook})" for n in missing)
     return (f"The '{stage.name}' stage needs {names}, not complete for these params in {run_dir}. "
-            f"Run first: xnli-study run --params {params_path} --out {run_dir} --stages "
+            f"Run first: xnli-study run --params {params_path}{set_args(overrides)} --out {run_dir} --stages "
             f"{' '.join(missing)}  (for the default profile: make study)")
 
 
@@ -180,6 +185,10 @@ def execute_notebook(stage: Stage, folder: RunFolder, *, notebooks: Path, kernel
     appears whole, failed or not). With ``progress`` the kernel's progress lines (which unit, its
     epoch and step, the time left) are passed on to this process's stderr. Returns the error of
     the failed cell, or None."""
+    # imported here: papermill brings nbformat's JSON-schema stack (about 2 s), which a stage
+    # notebook's kernel, importing this module, never needs
+    import papermill as pm
+
     executed = folder.executed(stage.notebook)
     with atomic_path(executed) as tmp:
         try:
@@ -232,33 +241,51 @@ class StageRun:
         self.outputs: list[str] = []
         self.started = time.perf_counter()
         self.update_run_copy = update_run_copy
+        rerun = (f"xnli-study run --params {self.params_path}{set_args(self.overrides)} "
+                 f"--out {shlex.quote(str(self.run_dir))}")
         if self.overrides:
             mixed = mixed_stages(self.config, self.run_dir)
             if mixed:
                 raise StudyError(
                     f"the overrides {', '.join(self.overrides)} change settings that stage {mixed[0]} of "
                     f"{self.run_dir} was computed with; a notebook does not mix settings in one run folder. "
-                    f"Run from the command line, which reruns what they touch: xnli-study run --params "
-                    f"{self.params_path}{''.join(f' --set {o}' for o in self.overrides)} --out {self.run_dir} "
-                    "(or add run_name=<new name> to the overrides for a run folder of their own)")
-        self.reusing = not recompute and stage_complete(self.run_dir, stage, self.config)
+                    f"Run from the command line, which reruns what they touch: {rerun} (or give run_dir a "
+                    "new folder for a run of their own)")
+        record = read_record(self.run_dir, stage)
+        settings = stage_settings(self.config, stage)
+        if record and record.get("fingerprint") != settings_hash(settings):
+            raise StudyError(
+                f"stage {stage} of {self.run_dir} was computed with other settings than {self.params_path} gives "
+                f"({changed_settings(record.get('settings', {}), settings)}); a notebook does not recompute a "
+                f"stage with other settings in the same run folder. To see it: params_path="
+                f"{self.folder.params}; to rerun with these settings: {rerun}")
+        missing = incomplete_needs(self.config, self.run_dir, stage)
+        self.reusing = not recompute and not missing and stage_complete(self.run_dir, stage, self.config)
         if self.reusing:
-            record = read_record(self.run_dir, stage) or {}
             log.info("stage %s is complete in %s (finished %s): showing its results from the run folder, "
                      "nothing is recomputed or written (recompute=True computes it again)",
                      stage, self.run_dir, record.get("finished_at"))
             return
-        missing = incomplete_needs(self.config, self.run_dir, stage)
         if missing:
-            raise StageNotReadyError(needs_message(self.stage, missing, self.params_path, self.run_dir))
+            raise StageNotReadyError(needs_message(self.stage, missing, self.params_path, self.run_dir,
+                                                   self.overrides))
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        if self.update_run_copy or not self.folder.params.exists():  # what this run folder was computed with
-            write_text(self.folder.params, self.config.to_yaml())
+        write_text(self.folder.params, self.config.to_yaml())  # what this run folder is computed with
+        if self.overrides:  # what a launched training's processes read
+            self.params_path = str(self.folder.params)
         self.folder.record(stage).unlink(missing_ok=True)  # incomplete until finish()
         if recompute:  # every unit runs again, as with --force
             for path in self.folder.units(stage).glob(f"*/{UNIT_FILES['record']}"):
                 path.unlink()
         log.info("stage %s: run folder %s", stage, self.run_dir)
+
+    def stop_reusing(self, why: str) -> None:
+        """Compute the stage after all (``why``: some of its units are not complete): its record
+        goes until :meth:`finish` writes it again."""
+        log.info("stage %s: %s; computing the stage", self.stage.name, why)
+        self.reusing = False
+        write_text(self.folder.params, self.config.to_yaml())
+        self.folder.record(self.stage.name).unlink(missing_ok=True)
 
     def _register(self, path: Path) -> Path:
         rel = self.folder.relative(path)
@@ -329,8 +356,10 @@ class StageRun:
         if self.update_run_copy:
             error = execute_notebook(self.stage, self.folder, notebooks=NOTEBOOKS_DIR, kernel=ensure_kernel(),
                                      progress=False, parameters={"update_run_copy": False})
-            if error:
-                raise StudyError(f"the stage is recorded, but its executed copy in the run folder failed: {error}")
+            if error:  # the stage is not done until its copy is: the next run computes it again
+                self.folder.record(self.stage.name).unlink(missing_ok=True)
+                raise StudyError(f"the run folder's copy of {self.stage.notebook} failed ({error}); the stage is "
+                                 f"left incomplete: {self.folder.executed(self.stage.notebook)} shows the error")
             log.info("stage %s: its executed copy %s is replaced; report.html is out of date until the next "
                      "xnli-study run --params %s --out %s", self.stage.name,
                      self.folder.relative(self.folder.executed(self.stage.notebook)), self.folder.params, self.run_dir)

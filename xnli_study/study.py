@@ -172,6 +172,8 @@ def pending_units(run) -> tuple[list[Unit], list[Unit]]:
     """``(every unit of the stage, those to run)``; logs which run and why, and which are reused."""
     units = stage_units(run.config, run.stage.name)
     todo, why = describe(run.run_dir, units)
+    if todo and getattr(run, "reusing", False):  # a complete stage whose units are not all there
+        run.stop_reusing(f"{len(todo)} of its units are not complete")
     if todo:
         log.info("stage %s: %d of %d units to run (%s)", run.stage.name, len(todo), len(units), "; ".join(why))
     if len(todo) < len(units):
@@ -473,8 +475,8 @@ def measure_alignment(run) -> dict[str, pd.DataFrame]:
     config, run_dir = run.config, run.run_dir
     a = config.alignment
     inputs = alignment_inputs(config, run_dir, [])
-    run.save_table("probe_set", inputs["probe"])
     units, todo = pending_units(run)
+    run.save_table("probe_set", inputs["probe"])
     run_units(run, units, todo, unit_work(run, todo, inputs=inputs))
     data, frames = unit_results(run, units, "metrics")
     n_layers = data[0]["n_layers"]

@@ -444,7 +444,7 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
             if on_progress is not None:
                 trainer.add_callback(progress_callback(on_progress))
             if tracking and "tensorboard" in tracking.report_to and is_main_process():
-                trainer.add_callback(tensorboard_callback(tracking.log_dir))
+                trainer.add_callback(tensorboard_callback(tracking.log_dir, fresh=resume is None))
             trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         history = pd.DataFrame(trainer.state.log_history)
         best_step = None
@@ -487,11 +487,14 @@ def progress_callback(on_progress):
     return Progress()
 
 
-def tensorboard_callback(log_dir: Path):
-    """The Trainer's own TensorBoard integration, writing its event files into ``log_dir``."""
+def tensorboard_callback(log_dir: Path, *, fresh: bool):
+    """The Trainer's own TensorBoard integration, writing its event files into ``log_dir``. A
+    ``fresh`` training (not resumed) first clears the folder, so that TensorBoard shows one run."""
     from torch.utils.tensorboard import SummaryWriter
     from transformers.integrations import TensorBoardCallback
 
+    if fresh:
+        shutil.rmtree(log_dir, ignore_errors=True)
     Path(log_dir).mkdir(parents=True, exist_ok=True)
     return TensorBoardCallback(tb_writer=SummaryWriter(log_dir=str(log_dir)))
 
