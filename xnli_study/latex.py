@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .languages import XNLI_LANGUAGES
+from .narrative import by_language
 from .stats import MIN_SEEDS, is_claimed
 
 #: LaTeX's special characters in text, and what stands for each
@@ -46,15 +46,11 @@ def latex_table(frame: pd.DataFrame, *, caption: str, label: str) -> str:
 
 
 def _wide(frame: pd.DataFrame, cell) -> pd.DataFrame:
-    """Conditions as rows (escaped), languages then averages as columns, each cell ``cell(row)``."""
-    present = set(frame["lang"])
-    order = [lang for lang in XNLI_LANGUAGES if lang in present] + [a for a in AVERAGES if a in present]
-    cells = frame.assign(cell=frame.apply(cell, axis=1))
-    wide = cells.pivot(index="condition", columns="lang", values="cell")
-    wide = wide.reindex(index=list(dict.fromkeys(frame["condition"])), columns=order).fillna("--")
-    wide.columns = [AVERAGES.get(c, c) for c in wide.columns]
-    wide.index = [escape(c) for c in wide.index]
-    return wide.rename_axis("condition").reset_index()
+    """:func:`~xnli_study.narrative.by_language` with LaTeX text: conditions escaped, averages named
+    in words, empty cells as ``--``."""
+    wide = by_language(frame, cell).fillna("--")
+    wide["condition"] = wide["condition"].map(escape)
+    return wide.rename(columns=AVERAGES)
 
 
 def _signed(points: float) -> str:

@@ -568,7 +568,7 @@ def where_the_columns_are() -> str:
             f"sd, intervals, p, p_holm) is in `{table_name('accuracy_ci')}` and `{table_name('comparisons')}`.")
 
 
-def _wide(frame: pd.DataFrame, cell) -> pd.DataFrame:
+def by_language(frame: pd.DataFrame, cell) -> pd.DataFrame:
     """Conditions as rows, languages (then the averages) as columns, each cell ``cell(row)``."""
     order = [lang for lang in XNLI_LANGUAGES if lang in set(frame["lang"])]
     order += [a for a in ("avg", "avg_non_en") if a in set(frame["lang"])]
@@ -579,13 +579,13 @@ def _wide(frame: pd.DataFrame, cell) -> pd.DataFrame:
 
 def interval_table(intervals: pd.DataFrame) -> pd.DataFrame:
     """Accuracy in % per condition and language as ``mean (low-high)``, the 95% interval."""
-    return _wide(intervals, lambda r: f"{100 * r['mean']:.1f} ({100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f})")
+    return by_language(intervals, lambda r: f"{100 * r['mean']:.1f} ({100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f})")
 
 
 def comparison_table(comparisons: pd.DataFrame) -> pd.DataFrame:
     """Change against the baseline in points per condition and language as
     ``delta [low, high]``, with ``*`` where significant after Holm."""
-    return _wide(comparisons, lambda r: f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, "
+    return by_language(comparisons, lambda r: f"{100 * r['delta']:+.1f} [{100 * r['ci_low']:+.1f}, "
                                         f"{100 * r['ci_high']:+.1f}]{'*' if is_claimed(r['significant']) else ''}")
 
 

@@ -31,6 +31,12 @@ def _lang_order(langs) -> list[str]:
     return [lang for lang in XNLI_LANGUAGES if lang in present]
 
 
+def _lang_and_average_order(langs) -> list[str]:
+    """The languages in XNLI order, then the averages over them present (``avg``, ``avg_non_en``)."""
+    present = set(langs)
+    return [*_lang_order(present), *[a for a in ("avg", "avg_non_en") if a in present]]
+
+
 def label_balance(counts: pd.DataFrame, *, split: str) -> plt.Figure:
     """Stacked bars: items per label for each language of ``split``."""
     data = counts[counts["split"] == split].set_index("lang").loc[_lang_order(counts["lang"])]
@@ -218,7 +224,7 @@ def delta_heatmap(comparisons: pd.DataFrame) -> plt.Figure:
     """Language x condition heatmap of the accuracy change against the baseline, in points;
     ``*`` marks a change significant after Holm correction (p_holm < 0.05; only with enough seeds
     for a claim)."""
-    order = [*_lang_order(comparisons["lang"]), *[a for a in ("avg", "avg_non_en") if a in set(comparisons["lang"])]]
+    order = _lang_and_average_order(comparisons["lang"])
     conds = list(dict.fromkeys(comparisons["condition"]))
     delta = comparisons.pivot(index="condition", columns="lang", values="delta").reindex(index=conds, columns=order) * 100
     sig = comparisons.pivot(index="condition", columns="lang", values="significant").reindex(index=conds, columns=order)
@@ -310,7 +316,7 @@ def label_shares(predictions: pd.DataFrame) -> plt.Figure:
 def run_differences(differences: pd.DataFrame, *, label_a: str, label_b: str) -> plt.Figure:
     """Accuracy of run B minus run A per language (then the averages), one marker per condition,
     in points, with the 95% bootstrap interval as whiskers (``xnli-study compare``)."""
-    order = [*_lang_order(differences["lang"]), *[a for a in ("avg", "avg_non_en") if a in set(differences["lang"])]]
+    order = _lang_and_average_order(differences["lang"])
     conds = list(dict.fromkeys(differences["condition"]))
     fig, ax = plt.subplots(figsize=(10, 3.6))
     width = 0.8 / max(len(conds), 1)
