@@ -112,6 +112,7 @@ def minimal_params(smoke_yaml: Path, folder: Path, cache: Path) -> Path:
     data["training"]["mnli"].update(epochs=1, evals_per_epoch=3, checkpoint_every="eval")
     data["alignment"].update(max_sentences=30, language_id_sentences=20)
     data["stats"] = {"resamples": 200}
+    data["distributed"] = {"unit_processes": 1}  # units in the stage's process, where the kill points are
     path = folder / "minimal.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

@@ -17,6 +17,8 @@ from xnli_study.config import load_params
 from xnli_study.environment import ensure_kernel
 from xnli_study.languages import XNLI_LANGUAGES
 from xnli_study.runfolder import RunFolder
+from xnli_study.sidebyside import FINISHED, STARTED
+from xnli_study.units import stage_units
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +46,17 @@ def test_run_folder_is_complete(smoke_run):
     # sst2 and parallel_align whole (each seed selects its training and held-out rows from them)
     tokenized = [p for p in (run_dir / "cache" / "tokenized").iterdir() if not p.name.startswith(".")]
     assert len(tokenized) == 2 + 1 + 1
+
+
+def test_training_units_ran_side_by_side(smoke_run):
+    """The smoke profile trains two units at a time (distributed.unit_processes: 2): each training
+    unit's worker output is in its launch.log, with the worker's start and end lines."""
+    run_dir, _ = smoke_run
+    folder = RunFolder(run_dir)
+    for stage in ("intermediate", "transfer"):
+        for unit in stage_units(load_params(run_dir / "params.yaml"), stage):
+            text = folder.unit(stage, unit.name, "launch_log").read_text()
+            assert f"{STARTED} {unit.name}" in text and f"{FINISHED} {unit.name} ok" in text, (stage, unit.name)
 
 
 def test_summary_has_every_language_and_english_is_learned(smoke_run):
@@ -77,6 +90,9 @@ def test_smoke_study_detects_the_planted_answer(smoke_run):
     task = planted["alignment_tasks"]["parallel_align"]
     aligned = summary["comparisons"]["parallel_align"]["avg_non_en"]
     assert task["accuracy_ci95"] == aligned["ci95"] and task["detected"] == (aligned["ci95"][0] > 0)
+    # the planted effect is found: a gain in non-English accuracy whose interval (over test items,
+    # 2 seeds) lies above 0; per seed the gain was +1.1 to +9.4 points over seeds 0 to 7
+    assert aligned["delta"] > 0 and aligned["ci95"][0] > 0 and task["detected"], aligned
     # the report says what the run found, as evidence on test items (2 seeds), not as significance
     text = html_lib.unescape((run_dir / "report.html").read_text(encoding="utf-8"))
     assert "Positive control" in text

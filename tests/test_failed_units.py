@@ -28,6 +28,7 @@ def params(tmp_path, shared_cache):
     data["tasks"] = {"sst2": {"source": "sample", "max_examples": 100}}
     data["xnli"]["max_items"] = 60  # the sample (and so the pretrained P) stays the smoke profile's
     data["training"]["intermediate"].update(epochs=1)
+    data["distributed"] = {"unit_processes": 1}  # the units in this process, where fine_tune is replaced
     path = tmp_path / "failing.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

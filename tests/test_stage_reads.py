@@ -96,6 +96,7 @@ def test_each_stage_reads_only_settings_its_fingerprint_covers(tmp_path, smoke_y
     data["xnli"]["sample_items"] = 60
     data["mnli"]["max_examples"] = 120
     data["tasks"]["sst2"]["max_examples"] = 100
+    data["distributed"] = {"unit_processes": 1}  # every read in this process, where they are recorded
     for stage in ("intermediate", "mnli"):
         data["training"][stage]["epochs"] = 1
     data["alignment"].update(language_id_sentences=20, max_sentences=40)

@@ -287,6 +287,18 @@ class DistributedConfig(_Strict):
     # Accelerate's own config file (``accelerate config``) for what the launch takes beyond the
     # process count: several nodes, their addresses and ranks; its num_processes must equal processes
     accelerate_config: str | None = None
+    # 1: a stage's training units run one after the other. N > 1: they run side by side in N
+    # worker processes on this node, each with an Nth of the CPU cores as its threads (for small
+    # models on CPUs, which cannot keep every core busy with one training). Not with processes > 1.
+    unit_processes: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _one_way_of_parallel(self) -> "DistributedConfig":
+        if self.unit_processes > 1 and (self.processes > 1 or self.accelerate_config is not None):
+            raise ValueError(f"unit_processes: {self.unit_processes} with a data-parallel launch (processes: "
+                             f"{self.processes}); use one: unit_processes for units side by side on a CPU node, "
+                             "processes for each unit across devices")
+        return self
 
     @property
     def launched(self) -> bool:

@@ -49,6 +49,8 @@ class StageProgress:
         self.clock = clock
         self.started = clock()
         self.finished = 0
+        self.begun = 0  # units started (ahead of finished while units run side by side)
+        self._number: dict[str, int] = {}  # each started unit's number
         self.current: str | None = None
         self._last_line = 0.0
         self._last_tenth = -1
@@ -60,11 +62,13 @@ class StageProgress:
         return f"about {duration(elapsed * (self.total - done) / done)} left for the stage"
 
     def _say(self, text: str, done: float) -> None:
-        self.emit(f"{PREFIX} stage {self.stage}, {self.noun} {min(self.finished + 1, self.total)} of {self.total} "
+        self.emit(f"{PREFIX} stage {self.stage}, {self.noun} {min(max(self.begun, 1), self.total)} of {self.total} "
                   f"({self.current}): {text}; {self._left(done)}")
         self._last_line = self.clock()
 
     def start(self, unit: str) -> None:
+        self.begun += 1
+        self._number[unit] = self.begun
         self.current, self._last_tenth = unit, -1
         self._say("started", self.finished)
 
@@ -83,9 +87,10 @@ class StageProgress:
     def done(self, unit: str, *, failed: bool = False) -> None:
         self.finished += 1
         self.current = unit
-        self.emit(f"{PREFIX} stage {self.stage}, {self.noun} {self.finished} of {self.total} ({unit}) "
+        self.emit(f"{PREFIX} stage {self.stage}, {self.noun} {self._number.get(unit, self.finished)} of {self.total} ({unit}) "
                   f"{'failed' if failed else 'done'}; "
-                  + (self._left(self.finished) if self.finished < self.total else
+                  # units still running side by side count as half done
+                  + (self._left(self.finished + (self.begun - self.finished) / 2) if self.finished < self.total else
                      f"stage {self.noun}s done in {duration(self.clock() - self.started)}"))
 
 

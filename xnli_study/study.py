@@ -36,6 +36,7 @@ from .tasks import get_task, load_task
 from .progress import StageProgress
 from .training import Tracking, fine_tune, is_main_process, world_size
 from .launch import run_launched
+from .sidebyside import run_side_by_side
 from .stages import now
 from .units import Unit, describe, read_unit, stage_units, unit_status, write_unit
 
@@ -221,6 +222,14 @@ def unit_words(unit: Unit) -> str:
     return f"{what}, seed {unit.seed}"
 
 
+def side_by_side(config, stage: str, todo: list[Unit]) -> bool:
+    """Whether ``todo`` runs in several processes side by side (:mod:`xnli_study.sidebyside`):
+    a training stage, ``distributed.unit_processes`` above 1, more than one unit to run, and no
+    data-parallel launch (which takes the node's devices for each unit)."""
+    return (stage in TRAINING_STAGES and config.distributed.unit_processes > 1 and len(todo) > 1
+            and not config.distributed.launched)
+
+
 def run_units(run, units: list[Unit], todo: list[Unit], work) -> None:
     """``work(unit, progress)`` for each unit to run, reporting each (:mod:`xnli_study.progress`). A unit that fails (an exception, out of memory, a
     non-finite loss) is recorded as failed with its reason (``units/<stage>/<unit>/failed.json``)
@@ -229,17 +238,35 @@ def run_units(run, units: list[Unit], todo: list[Unit], work) -> None:
     folder = RunFolder(run.run_dir)
     failed: dict[str, str] = {}
     progress = StageProgress(run.stage.name, len(todo))
+
+    def fail(unit: Unit, reason: str, trace: str) -> None:
+        write_json(folder.unit(unit.stage, unit.name, "failed"),
+                   {"unit": unit.label, "error": reason, "at": now(), "traceback": trace})
+        log.error("unit %s failed: %s", unit.label, reason)
+        failed[unit.name] = reason
+
     for unit in todo:
-        note = folder.unit(unit.stage, unit.name, "failed")
-        note.unlink(missing_ok=True)
+        folder.unit(unit.stage, unit.name, "failed").unlink(missing_ok=True)
+    if side_by_side(run.config, run.stage.name, todo):
+        by_name = {unit.name: unit for unit in todo}
+
+        def finished(name: str, reason: str | None) -> None:
+            unit = by_name[name]
+            if reason is not None:
+                fail(unit, reason, f"see {folder.relative(folder.unit(unit.stage, name, 'launch_log'))}")
+            progress.done(unit_words(unit), failed=reason is not None)
+
+        run_side_by_side(params_path=run.params_path, run_dir=run.run_dir, stage=run.stage.name,
+                         names=list(by_name), processes=run.config.distributed.unit_processes,
+                         log_of=lambda name: folder.unit(run.stage.name, name, "launch_log"),
+                         on_start=lambda name: progress.start(unit_words(by_name[name])), on_finish=finished)
+        todo = []
+    for unit in todo:
         progress.start(unit_words(unit))
         try:
             work(unit, progress.step)
         except Exception as err:  # noqa: BLE001 - every failure of one unit is recorded, then reported
-            reason = " ".join(f"{type(err).__name__}: {err}".split())
-            write_json(note, {"unit": unit.label, "error": reason, "at": now(), "traceback": traceback.format_exc()})
-            log.error("unit %s failed: %s", unit.label, reason)
-            failed[unit.name] = reason
+            fail(unit, " ".join(f"{type(err).__name__}: {err}".split()), traceback.format_exc())
         progress.done(unit_words(unit), failed=unit.name in failed)
     if failed:
         listed = "; ".join(f"{name} ({reason})" for name, reason in failed.items())
@@ -564,6 +591,29 @@ def run_one_unit(config, run_dir: Path, stage: str, name: str) -> None:
         raise DataError(f"stage {stage} has no unit {name!r} for these params; its units: {', '.join(units)}")
     read, work = UNIT_WORK[stage]
     work(config, run_dir, units[name], read(config, run_dir, [units[name]]))
+
+
+def run_listed_units(config, run_dir: Path, stage: str, names: list[str], *, report) -> None:
+    """Run the units ``names`` of ``stage`` in this process, one after the other, the inputs read
+    once: what one of the processes that run a stage's units side by side does. ``report(name,
+    None, started=True)`` as a unit starts; ``report(name, reason)`` as it ends (``None``: done).
+    A failed unit is reported and the next one runs."""
+    units = {u.name: u for u in stage_units(config, stage)}
+    unknown = [n for n in names if n not in units]
+    if unknown:
+        raise DataError(f"stage {stage} has no unit {unknown[0]!r} for these params; its units: {', '.join(units)}")
+    read, work = UNIT_WORK[stage]
+    chosen = [units[n] for n in names]
+    inputs = read(config, run_dir, chosen)
+    for unit in chosen:
+        report(unit.name, None, started=True)
+        try:
+            work(config, run_dir, unit, inputs)
+        except Exception as err:  # noqa: BLE001 - the stage records the failure and reports it
+            traceback.print_exc()
+            report(unit.name, " ".join(f"{type(err).__name__}: {err}".split()))
+            continue
+        report(unit.name, None)
 
 
 def alignment_changes(table: pd.DataFrame) -> pd.DataFrame:

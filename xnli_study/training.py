@@ -400,8 +400,8 @@ def fine_tune(*, model, tokenizer, train: pd.DataFrame, settings, seed: int,
         disable_tqdm=not progress,
         use_cpu=dev.type == "cpu",
         bf16=settings.precision == "bf16",
-        # one fused kernel for the AdamW update on CUDA (it touches every parameter each step)
-        optim="adamw_torch_fused" if cuda else "adamw_torch",
+        # one fused kernel for the AdamW update (it touches every parameter each step); CUDA and CPU have one
+        optim="adamw_torch_fused" if dev.type in ("cuda", "cpu") else "adamw_torch",
         torch_compile=settings.compile,
         dataloader_num_workers=0,
     )

@@ -1,0 +1,120 @@
+"""Training units side by side on one node: ``distributed.unit_processes`` worker processes.
+
+A small model on a CPU cannot keep every core busy: its matrices are too small to share between
+threads. With ``unit_processes: N`` the units of a training stage (intermediate, transfer) are
+dealt round-robin to N ``python -m xnli_study.worker`` processes, each with an Nth of the cores
+as its torch threads, each running its units one after the other (the data read once per
+process). Each unit is seeded by itself, so a unit's result does not depend on the process it
+runs in. A worker prints a line as each unit starts and ends (:data:`STARTED`, :data:`FINISHED`);
+the stage reports those as its progress, and writes each unit's output into that unit's
+``launch.log``. A stopped or interrupted stage stops its workers (and a worker dies with the
+process that started it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Callable
+
+from .launch import die_with_parent, stop
+
+#: a worker printed this as a unit started (followed by the unit's name)
+STARTED = "xnli-study unit started:"
+#: a worker printed this as a unit ended: the unit's name, then ``ok`` or ``failed: <reason>``
+FINISHED = "xnli-study unit finished:"
+#: the environment variable that gives a worker its torch thread count
+THREADS = "XNLI_STUDY_THREADS"
+
+
+def deal(names: list[str], processes: int) -> list[list[str]]:
+    """The units of each worker, dealt round-robin (empty workers left out)."""
+    return [names[i::processes] for i in range(processes) if names[i::processes]]
+
+
+def threads_each(processes: int, cores: int | None = None) -> int:
+    """The torch threads each of ``processes`` workers gets: an equal share of the cores, at least 1."""
+    return max(1, (cores or os.cpu_count() or 1) // processes)
+
+
+def worker_command(*, params_path: str | Path, run_dir: str | Path, stage: str, names: list[str]) -> list[str]:
+    command = [sys.executable, "-m", "xnli_study.worker", "--params", str(params_path), "--run-dir", str(run_dir),
+               "--stage", stage, "--report-units"]
+    for name in names:
+        command += ["--unit", name]
+    return command
+
+
+def parse_line(line: str) -> tuple[str, str, str | None] | None:
+    """``("started", name, None)``, ``("finished", name, None)`` (ok), ``("finished", name, reason)``
+    (failed), or None for any other line."""
+    if line.startswith(STARTED):
+        return "started", line[len(STARTED):].strip(), None
+    if line.startswith(FINISHED):
+        name, _, outcome = line[len(FINISHED):].strip().partition(" ")
+        return "finished", name, (None if outcome == "ok" else outcome.removeprefix("failed:").strip() or "failed")
+    return None
+
+
+def run_side_by_side(*, params_path: str | Path, run_dir: str | Path, stage: str, names: list[str],
+                     processes: int, log_of: Callable[[str], Path],
+                     on_start: Callable[[str], None], on_finish: Callable[[str, str | None], None]) -> None:
+    """Run the units ``names`` of ``stage`` in ``processes`` workers. ``on_start(name)`` and
+    ``on_finish(name, reason or None)`` are called (one at a time) as the workers report; a unit
+    whose worker ended before reporting it is finished with the worker's exit as its reason.
+    ``log_of(name)`` is the file that takes a unit's output."""
+    lock = threading.Lock()
+    env = {**os.environ, THREADS: str(threads_each(processes))}
+    procs: list[subprocess.Popen] = []
+
+    def follow(proc: subprocess.Popen, mine: list[str]) -> None:
+        current, sinks, open_ = mine[0], {}, set(mine)
+        try:
+            for line in proc.stdout:
+                event = parse_line(line)
+                if event and event[1] in open_:
+                    kind, name, reason = event
+                    if kind == "started":
+                        current = name
+                    with lock:
+                        if kind == "started":
+                            on_start(name)
+                        else:
+                            open_.discard(name)
+                            on_finish(name, reason)
+                if current not in sinks:
+                    path = log_of(current)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    sinks[current] = open(path, "w", encoding="utf-8")
+                sinks[current].write(line)
+                sinks[current].flush()
+            code = proc.wait()
+            for name in [n for n in mine if n in open_]:
+                with lock:
+                    on_finish(name, f"its worker process exited with code {code} before the unit ended "
+                                    f"(output: {log_of(current)})")
+        finally:
+            for sink in sinks.values():
+                sink.close()
+
+    threads = []
+    try:
+        for mine in deal(names, processes):
+            proc = subprocess.Popen(worker_command(params_path=params_path, run_dir=run_dir, stage=stage, names=mine),
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    text=True, encoding="utf-8", errors="replace", env=env, bufsize=1,
+                                    start_new_session=True, preexec_fn=die_with_parent)
+            procs.append(proc)
+            thread = threading.Thread(target=follow, args=(proc, mine), daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            while thread.is_alive():  # in slices, so that Ctrl-C reaches this thread
+                thread.join(0.2)
+    except BaseException:
+        for proc in procs:
+            stop(proc, grace=10)
+        raise
