@@ -139,3 +139,23 @@ def test_a_new_seed_trains_only_that_seed(minimal_run, tmp_path):
 
 def plan_units_for(params: Path):
     return plan_units(load_params(params))
+
+
+def test_a_run_killed_while_units_train_side_by_side_resumes_in_its_workers(minimal_run, tmp_path):
+    """With distributed.unit_processes: 2 the trainings run in worker processes: a run killed just
+    after an MNLI checkpoint leaves no worker behind (each ends with the kernel that started it),
+    and the rerun resumes that training from its checkpoint inside a worker."""
+    params, _ = minimal_run
+    data = yaml.safe_load(params.read_text())
+    data["distributed"] = {"unit_processes": 2}
+    side = params.with_name("side-by-side.yaml")
+    side.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "side"
+    kill_at("mnli-checkpoint", side, out, tmp_path)
+    folder = RunFolder(out)
+    assert not folder.record("transfer").exists()
+    finish(cli(side, out, tmp_path / "side-rerun.log"), tmp_path / "side-rerun.log")
+    logs = [folder.unit("transfer", unit.name, "launch_log").read_text()
+            for unit in plan_units(load_params(side))["transfer"]]
+    assert any("resuming from checkpoint-" in text for text in logs), logs
+    assert folder.report_html.read_text().rstrip().endswith("</html>")

@@ -3,23 +3,30 @@ report lines, a failed unit, a worker that dies, and the params rule."""
 
 from __future__ import annotations
 
+import _thread
+import os
 import sys
 import textwrap
+import threading
+import time
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import write_params
-from xnli_study import sidebyside
+from xnli_study import sidebyside, study
 from xnli_study.config import load_params
-from xnli_study.errors import ParamsError
+from xnli_study.errors import ParamsError, UnitsFailed
+from xnli_study.runfolder import RunFolder
+from xnli_study.units import stage_units
 from xnli_study.progress import StageProgress
 
 
 def test_units_are_dealt_round_robin_and_cores_shared():
     assert sidebyside.deal(["a", "b", "c", "d", "e"], 2) == [["a", "c", "e"], ["b", "d"]]
     assert sidebyside.deal(["a"], 3) == [["a"]]  # no empty worker
-    assert sidebyside.threads_each(2, cores=2) == 1 and sidebyside.threads_each(2, cores=16) == 8
-    assert sidebyside.threads_each(4, cores=2) == 1
+    assert sidebyside.threads_each(2, cores_here=2) == 1 and sidebyside.threads_each(2, cores_here=16) == 8
+    assert sidebyside.threads_each(4, cores_here=2) == 1
 
 
 def test_report_lines_are_read_back():
@@ -103,3 +110,62 @@ def test_units_side_by_side_and_a_data_parallel_launch_are_refused_together(tmp_
     assert load_params(write_params(tmp_path, text)).distributed.unit_processes == 2
     with pytest.raises(ParamsError, match="unit_processes: 2 with a data-parallel launch"):
         load_params(write_params(tmp_path, text + "\n", "q.yaml"), overrides=["distributed.processes=2"])
+
+
+def test_a_unit_reported_by_another_worker_is_ignored(tmp_path, monkeypatch):
+    fake_workers(monkeypatch, f"""
+        import sys
+        for name in sys.argv[1:]:
+            print("{sidebyside.FINISHED}", "x" + name, "ok", flush=True)  # not one of its units
+            print("{sidebyside.STARTED}", name, flush=True)
+            print("{sidebyside.FINISHED}", name, "ok", flush=True)
+    """)
+    events = run(tmp_path, ["a", "b"])
+    assert sorted(e[1] for e in events if e[0] == "finish") == ["a", "b"]
+
+
+def test_the_stage_records_units_that_failed_or_left_no_record(tmp_path, monkeypatch, smoke_yaml):
+    """run_units with workers: a unit a worker reports failed, and one it reports done without
+    writing its record, are both recorded as failed and named by the stage's error."""
+    config = load_params(smoke_yaml, overrides=[f"output_dir={tmp_path}"])
+    units = stage_units(config, "transfer")[:2]
+    fake_workers(monkeypatch, f"""
+        import sys
+        for name in sys.argv[1:]:
+            print("{sidebyside.STARTED}", name, flush=True)
+            reason = "ok" if name == "{units[0].name}" else "failed: RuntimeError: out of memory"
+            print("{sidebyside.FINISHED}", name, reason, flush=True)
+    """)
+    run_ = SimpleNamespace(config=config, run_dir=tmp_path / "run", stage=SimpleNamespace(name="transfer"),
+                           params_path=str(smoke_yaml))
+    with pytest.raises(UnitsFailed) as failure:
+        study.run_units(run_, units, units, work=None)
+    assert str(failure.value).startswith("2 of 2 units of stage transfer failed")
+    folder = RunFolder(run_.run_dir)
+    first = folder.unit("transfer", units[0].name, "failed").read_text()
+    second = folder.unit("transfer", units[1].name, "failed").read_text()
+    assert "reported it done without its record" in first and "RuntimeError: out of memory" in second
+
+
+def test_an_interrupted_stage_stops_its_workers_and_fails_no_unit(tmp_path, monkeypatch):
+    fake_workers(monkeypatch, f"""
+        import os, sys, time
+        print("{sidebyside.STARTED}", sys.argv[1], flush=True)
+        print("pid", os.getpid(), flush=True)
+        time.sleep(60)
+    """)
+    events = []
+    threading.Timer(2.0, _thread.interrupt_main).start()  # Ctrl-C while both workers train
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        sidebyside.run_side_by_side(
+            params_path="p.yaml", run_dir=tmp_path, stage="transfer", names=["a", "b"], processes=2,
+            log_of=lambda name: tmp_path / name / "launch.log",
+            on_start=lambda name: events.append(("start", name)),
+            on_finish=lambda name, reason: events.append(("finish", name, reason)))
+    assert time.monotonic() - started < 30
+    assert sorted(events) == [("start", "a"), ("start", "b")]  # stopped, not failed
+    for name in ("a", "b"):
+        pid = int((tmp_path / name / "launch.log").read_text().split("pid ")[1].split()[0])
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

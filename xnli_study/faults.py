@@ -22,6 +22,9 @@ import time
 from pathlib import Path
 
 ENV = "XNLI_STUDY_FAULT"
+#: set for the workers that run a stage's units side by side (:mod:`xnli_study.sidebyside`): the
+#: process group of the run, which a fault point kills or reports instead of the worker's own
+GROUP = "XNLI_STUDY_FAULT_GROUP"
 POINTS = ("intermediate-checkpoint", "mnli-checkpoint", "embeddings", "render")
 
 
@@ -33,10 +36,11 @@ def reached(point: str) -> None:
     name, _, marker = spec.partition(":")
     if name != point:
         return
+    group = int(os.environ.get(GROUP) or os.getpgrp())
     if not marker:
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        os.killpg(group, signal.SIGKILL)
     tmp = Path(marker + ".writing")
-    tmp.write_text(json.dumps({"point": point, "pid": os.getpid(), "pgid": os.getpgrp()}))
+    tmp.write_text(json.dumps({"point": point, "pid": os.getpid(), "pgid": group}))
     os.replace(tmp, marker)
     while True:  # the test kills this process now
         time.sleep(0.5)

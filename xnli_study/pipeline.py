@@ -26,6 +26,7 @@ from .environment import NOTEBOOKS_DIR, ensure_kernel, manifest_base
 from .errors import ParamsError, StudyError
 from . import faults
 from .files import read_json, remove_partial, write_json, write_text
+from .kernels import WarmKernel, shutdown as shutdown_kernel
 from .models import tiny_folder
 from .preflight import preflight
 from .provenance import hash_tree, hub_revisions, local_data
@@ -82,9 +83,11 @@ def render_report(run_dir: str | Path, config=None) -> Path:
     return out
 
 
-def _execute(stage: Stage, *, notebooks: Path, folder: RunFolder, kernel: str, progress: bool) -> None:
-    """Run one stage: its notebook through papermill (into the run folder, atomically), or the
-    render step in-process. Raises ``StageFailed``."""
+def _execute(stage: Stage, *, notebooks: Path, folder: RunFolder, kernel: str, progress: bool,
+             km=None) -> None:
+    """Run one stage: its notebook through papermill (into the run folder, atomically; in ``km``'s
+    kernel when one was started for it, shut down after), or the render step in-process. Raises
+    ``StageFailed``."""
     if stage.notebook is None:
         try:
             render_report(folder.root)
@@ -92,8 +95,11 @@ def _execute(stage: Stage, *, notebooks: Path, folder: RunFolder, kernel: str, p
             raise StageFailed(stage.name, None, f"{type(err).__name__}: {err}") from err
         return
     folder.record(stage.name).unlink(missing_ok=True)  # the notebook computes the stage, never reuses it
-    error = execute_notebook(stage, folder, notebooks=notebooks, kernel=kernel, progress=progress,
-                             parameters={"update_run_copy": False})  # this is the run folder's copy
+    try:
+        error = execute_notebook(stage, folder, notebooks=notebooks, kernel=kernel, progress=progress,
+                                 parameters={"update_run_copy": False}, km=km)  # this is the run folder's copy
+    finally:
+        shutdown_kernel(km)
     if error:
         raise StageFailed(stage.name, folder.executed(stage.notebook), error)
 
@@ -237,7 +243,20 @@ def _run_stages(config, folder: RunFolder, *, selected: list[str], force: bool, 
                                                            "started_at", "finished_at", "seconds", "units")}
                               for name, f in fragments.items()}
     rerun_rest: str | None = "--force" if force else None
-    for stage in STAGES:
+    warm = WarmKernel(kernel, notebooks)  # the next notebook's kernel, started while a stage runs
+    try:
+        _stage_loop(config, folder, manifest, selected=selected, rerun_rest=rerun_rest, force=force,
+                    notebooks=notebooks, kernel=kernel, progress=progress, warm=warm)
+    finally:
+        warm.close()
+    return folder.root
+
+
+def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str], rerun_rest: str | None,
+                force: bool, notebooks: Path, kernel: str, progress: bool, warm: WarmKernel) -> None:
+    """The stages of :func:`_run_stages`, in order: each skipped when complete, else executed and
+    recorded in the manifest."""
+    for index, stage in enumerate(STAGES):
         if stage.name not in selected:
             continue
         why = stage_status(folder.root, stage.name, config)
@@ -260,9 +279,12 @@ def _run_stages(config, folder: RunFolder, *, selected: list[str], force: bool, 
         log.info("stage %s: %s", stage.name, f"executing {stage.notebook}" if stage.notebook else "running")
         started = time.perf_counter()
         error: StageFailed | None = None
+        km = warm.take() if stage.notebook else None
+        if stage.notebook and any(s.notebook and s.name in selected for s in STAGES[index + 1:]):
+            warm.start()  # a later stage may run a notebook: its kernel starts now
         try:
             with _sigterm_as_interrupt():
-                _execute(stage, notebooks=notebooks, folder=folder, kernel=kernel, progress=progress)
+                _execute(stage, notebooks=notebooks, folder=folder, kernel=kernel, progress=progress, km=km)
             if not stage_complete(folder.root, stage.name, config):
                 error = StageFailed(stage.name, folder.executed(stage.notebook) if stage.notebook else None,
                                     "it finished but did not record all its outputs")
@@ -290,7 +312,6 @@ def _run_stages(config, folder: RunFolder, *, selected: list[str], force: bool, 
         if error:
             raise error
         log.info("stage %s: done in %.1f s", stage.name, entry["seconds"])
-    return folder.root
 
 
 # ---- shards: the chains of one run shared out between processes, GPUs or cluster nodes --------

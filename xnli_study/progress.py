@@ -90,7 +90,7 @@ class StageProgress:
         self.emit(f"{PREFIX} stage {self.stage}, {self.noun} {self._number.get(unit, self.finished)} of {self.total} ({unit}) "
                   f"{'failed' if failed else 'done'}; "
                   # units still running side by side count as half done
-                  + (self._left(self.finished + (self.begun - self.finished) / 2) if self.finished < self.total else
+                  + (self._left(self.finished + max(0, self.begun - self.finished) / 2) if self.finished < self.total else
                      f"stage {self.noun}s done in {duration(self.clock() - self.started)}"))
 
 

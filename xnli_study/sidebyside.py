@@ -14,13 +14,16 @@ process that started it).
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
-from .launch import die_with_parent, stop
+from .faults import GROUP as FAULT_GROUP
+from .launch import die_with_parent, worker_error
 
 #: a worker printed this as a unit started (followed by the unit's name)
 STARTED = "xnli-study unit started:"
@@ -35,9 +38,17 @@ def deal(names: list[str], processes: int) -> list[list[str]]:
     return [names[i::processes] for i in range(processes) if names[i::processes]]
 
 
-def threads_each(processes: int, cores: int | None = None) -> int:
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity: a Slurm task's or taskset's share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def threads_each(processes: int, cores_here: int | None = None) -> int:
     """The torch threads each of ``processes`` workers gets: an equal share of the cores, at least 1."""
-    return max(1, (cores or os.cpu_count() or 1) // processes)
+    return max(1, (cores_here or cores()) // processes)
 
 
 def worker_command(*, params_path: str | Path, run_dir: str | Path, stage: str, names: list[str]) -> list[str]:
@@ -64,18 +75,23 @@ def run_side_by_side(*, params_path: str | Path, run_dir: str | Path, stage: str
                      on_start: Callable[[str], None], on_finish: Callable[[str, str | None], None]) -> None:
     """Run the units ``names`` of ``stage`` in ``processes`` workers. ``on_start(name)`` and
     ``on_finish(name, reason or None)`` are called (one at a time) as the workers report; a unit
-    whose worker ended before reporting it is finished with the worker's exit as its reason.
-    ``log_of(name)`` is the file that takes a unit's output."""
+    whose worker ended before reporting it is finished with the worker's exit (and its error line)
+    as its reason. ``log_of(name)`` is the file that takes a unit's output. Interrupted (Ctrl-C,
+    SIGTERM), or if following a worker fails, every worker is stopped before the error goes on,
+    and the units they had not finished are left as they were (neither done nor failed)."""
     lock = threading.Lock()
-    env = {**os.environ, THREADS: str(threads_each(processes))}
-    procs: list[subprocess.Popen] = []
+    stopping = threading.Event()
+    problems: list[BaseException] = []
+    # the workers' fault points (xnli_study.faults) stop the whole run, as in one process
+    env = {**os.environ, THREADS: str(threads_each(processes)), FAULT_GROUP: str(os.getpgrp())}
 
     def follow(proc: subprocess.Popen, mine: list[str]) -> None:
-        current, sinks, open_ = mine[0], {}, set(mine)
+        current, sinks, open_, error = mine[0], {}, set(mine), None
         try:
             for line in proc.stdout:
+                error = worker_error(line) or error
                 event = parse_line(line)
-                if event and event[1] in open_:
+                if event and event[1] in open_:  # a unit of this worker's, not yet finished
                     kind, name, reason = event
                     if kind == "started":
                         current = name
@@ -92,29 +108,61 @@ def run_side_by_side(*, params_path: str | Path, run_dir: str | Path, stage: str
                 sinks[current].write(line)
                 sinks[current].flush()
             code = proc.wait()
+            if stopping.is_set():
+                return
             for name in [n for n in mine if n in open_]:
                 with lock:
-                    on_finish(name, f"its worker process exited with code {code} before the unit ended "
-                                    f"(output: {log_of(current)})")
+                    on_finish(name, f"its worker process exited with code {code} before the unit ended"
+                                    + (f": {error}" if error else "") + f" (output: {log_of(current)})")
+        except BaseException as err:  # noqa: BLE001 - handed to the stage's thread, which stops the workers
+            problems.append(err)
         finally:
             for sink in sinks.values():
                 sink.close()
 
-    threads = []
+    procs: list[subprocess.Popen] = []
     try:
-        for mine in deal(names, processes):
-            proc = subprocess.Popen(worker_command(params_path=params_path, run_dir=run_dir, stage=stage, names=mine),
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    text=True, encoding="utf-8", errors="replace", env=env, bufsize=1,
-                                    start_new_session=True, preexec_fn=die_with_parent)
-            procs.append(proc)
-            thread = threading.Thread(target=follow, args=(proc, mine), daemon=True)
-            thread.start()
-            threads.append(thread)
+        work = deal(names, processes)
+        for mine in work:  # every worker started before any thread (a fork with threads running is unsafe)
+            procs.append(subprocess.Popen(
+                worker_command(params_path=params_path, run_dir=run_dir, stage=stage, names=mine),
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                encoding="utf-8", errors="replace", env=env, bufsize=1, start_new_session=True,
+                preexec_fn=die_with_parent))
+        threads = [threading.Thread(target=follow, args=(proc, mine), daemon=True) for proc, mine in zip(procs, work)]
         for thread in threads:
-            while thread.is_alive():  # in slices, so that Ctrl-C reaches this thread
+            thread.start()
+        for thread in threads:
+            while thread.is_alive() and not problems:  # in slices, so that Ctrl-C reaches this thread
                 thread.join(0.2)
-    except BaseException:
+        if problems:
+            raise problems[0]
+    finally:
+        if any(proc.poll() is None for proc in procs):
+            stopping.set()
+            stop_all(procs)
+
+
+def stop_all(procs: list[subprocess.Popen], grace: float = 10) -> None:
+    """SIGTERM to every worker's process group at once, SIGKILL to those still there after ``grace``
+    seconds (a second Ctrl-C while waiting kills them at once)."""
+    def signal_all(sig: int) -> None:
         for proc in procs:
-            stop(proc, grace=10)
-        raise
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    pass
+
+    try:
+        signal_all(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+    finally:
+        signal_all(signal.SIGKILL)
+        for proc in procs:
+            proc.wait()

@@ -9,6 +9,7 @@ own record, so a failed render is retried by the next run.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import io
 import shlex
@@ -28,6 +29,7 @@ from .provenance import input_digests
 from .environment import NOTEBOOKS_DIR, ensure_kernel
 from .errors import StageNotReadyError, StudyError
 from .files import atomic_path, read_json, read_table, save_figure, write_json, write_table, write_text
+from .kernels import handed_over
 from .runfolder import UNIT_FILES, RunFolder
 
 log = logging.getLogger("xnli_study")
@@ -180,23 +182,25 @@ def needs_message(stage: Stage, missing: list[str], params_path: str, run_dir: P
 
 
 def execute_notebook(stage: Stage, folder: RunFolder, *, notebooks: Path, kernel: str, progress: bool,
-                     parameters: dict | None = None) -> str | None:
+                     parameters: dict | None = None, km=None) -> str | None:
     """Run ``stage``'s notebook with papermill into the run folder's executed copy (atomically: it
     appears whole, failed or not). With ``progress`` the kernel's progress lines (which unit, its
-    epoch and step, the time left) are passed on to this process's stderr. Returns the error of
-    the failed cell, or None."""
+    epoch and step, the time left) are passed on to this process's stderr. ``km``: a kernel
+    already started for it (:mod:`xnli_study.kernels`; the caller shuts it down), else papermill
+    starts one. Returns the error of the failed cell, or None."""
     # imported here: papermill brings nbformat's JSON-schema stack (about 2 s), which a stage
     # notebook's kernel, importing this module, never needs
     import papermill as pm
 
     executed = folder.executed(stage.notebook)
-    with atomic_path(executed) as tmp:
+    with atomic_path(executed) as tmp, (handed_over() if km is not None else contextlib.nullcontext()):
         try:
             pm.execute_notebook(
                 str(notebooks / stage.notebook), str(tmp),
                 parameters={"params_path": str(folder.params), "run_dir": str(folder.root), **(parameters or {})},
                 kernel_name=kernel, cwd=str(notebooks), progress_bar=False,
                 stderr_file=ForwardProgress() if progress else None, request_save_on_cell_execute=False,
+                **({"km": km} if km is not None else {}),
             )
         except pm.PapermillExecutionError as err:
             return f"{err.ename}: {err.evalue}"
@@ -285,6 +289,8 @@ class StageRun:
         log.info("stage %s: %s; computing the stage", self.stage.name, why)
         self.reusing = False
         write_text(self.folder.params, self.config.to_yaml())
+        if self.overrides:  # what a launched training's processes read
+            self.params_path = str(self.folder.params)
         self.folder.record(self.stage.name).unlink(missing_ok=True)
 
     def _register(self, path: Path) -> Path:

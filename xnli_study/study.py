@@ -223,10 +223,10 @@ def unit_words(unit: Unit) -> str:
 
 
 def side_by_side(config, stage: str, todo: list[Unit]) -> bool:
-    """Whether ``todo`` runs in several processes side by side (:mod:`xnli_study.sidebyside`):
-    a training stage, ``distributed.unit_processes`` above 1, more than one unit to run, and no
-    data-parallel launch (which takes the node's devices for each unit)."""
-    return (stage in TRAINING_STAGES and config.distributed.unit_processes > 1 and len(todo) > 1
+    """Whether ``todo`` runs in worker processes side by side (:mod:`xnli_study.sidebyside`): a
+    training stage with ``distributed.unit_processes`` above 1 (even for one unit left to run, so
+    that every unit of the stage trains with the same thread count) and no data-parallel launch."""
+    return (stage in TRAINING_STAGES and config.distributed.unit_processes > 1 and len(todo) > 0
             and not config.distributed.launched)
 
 
@@ -252,6 +252,9 @@ def run_units(run, units: list[Unit], todo: list[Unit], work) -> None:
 
         def finished(name: str, reason: str | None) -> None:
             unit = by_name[name]
+            if reason is None and unit_status(run.run_dir, unit) is not None:
+                reason = (f"its worker reported it done without its record (output: "
+                          f"{folder.relative(folder.unit(unit.stage, name, 'launch_log'))})")
             if reason is not None:
                 fail(unit, reason, f"see {folder.relative(folder.unit(unit.stage, name, 'launch_log'))}")
             progress.done(unit_words(unit), failed=reason is not None)

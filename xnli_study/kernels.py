@@ -1,0 +1,125 @@
+"""A notebook kernel started ahead of its stage, with the package already imported.
+
+A stage notebook's kernel spends seconds starting and importing the package (torch, transformers,
+pandas, matplotlib) before its first cell does any work. While one stage runs, ``xnli-study run``
+starts the kernel of the next one in the background and imports there what every stage notebook
+imports (silently, outside the kernel's history: the executed notebook is the same, cell counts
+included); papermill then executes the next notebook in that kernel. Any failure of the warm-up
+only means the next notebook starts its own kernel, as it would without this. Every kernel started
+here is shut down by this process, and ends by itself if this process is killed (the kernel
+watches its parent, as every kernel Jupyter starts does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger("xnli_study")
+
+#: what the stage notebooks' first cell imports, run in a kernel before its notebook
+WARM_UP = ("import xnli_study.study, xnli_study.plots, xnli_study.narrative, xnli_study.stages, "
+           "xnli_study.environment")
+#: seconds a warm-up may take before the next notebook starts a kernel of its own instead
+TIMEOUT_S = 120
+
+
+class WarmKernel:
+    """At most one kernel being started, or started and waiting, for the next notebook."""
+
+    def __init__(self, kernel_name: str, cwd: Path, code: str = WARM_UP):
+        self.kernel_name, self.cwd, self.code = kernel_name, Path(cwd), code
+        self._thread: threading.Thread | None = None
+        self._km = None
+        self._error: str | None = None
+
+    def start(self) -> None:
+        """Begin starting a kernel in the background (once: a kernel already there is kept)."""
+        if self._thread is None and self._km is None:
+            self._thread = threading.Thread(target=self._warm, daemon=True)
+            self._thread.start()
+
+    def _warm(self) -> None:
+        from jupyter_client import AsyncKernelManager
+
+        km = AsyncKernelManager(kernel_name=self.kernel_name)
+
+        async def go() -> str:
+            await km.start_kernel(cwd=str(self.cwd))
+            client = km.client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=TIMEOUT_S)
+                msg_id = client.execute(self.code, silent=True, store_history=False)
+                while True:
+                    reply = await client.get_shell_msg(timeout=TIMEOUT_S)
+                    if reply["parent_header"].get("msg_id") == msg_id:
+                        return reply["content"]["status"]
+            finally:
+                client.stop_channels()
+
+        try:
+            status = asyncio.run(go())
+            if status != "ok":
+                raise RuntimeError(f"the warm-up import ended with status {status}")
+            self._km = km
+        except Exception as err:  # noqa: BLE001 - the next notebook starts its own kernel instead
+            self._error = f"{type(err).__name__}: {err}"
+            shutdown(km)
+
+    def take(self):
+        """The warmed kernel's manager (for papermill's ``km``), or None when there is none or its
+        warm-up failed; the caller shuts it down once its notebook ran (:func:`shutdown`)."""
+        if self._thread is not None:
+            self._thread.join(TIMEOUT_S * 2 + 10)
+            self._thread = None
+        km, self._km = self._km, None
+        if km is None and self._error:
+            log.debug("kernel warm-up failed (%s); the notebook starts its own kernel", self._error)
+            self._error = None
+        return km
+
+    def close(self) -> None:
+        """Shut down a kernel that no notebook took."""
+        shutdown(self.take())
+
+
+@contextlib.contextmanager
+def handed_over() -> Iterator[None]:
+    """Within the block, papermill's client treats a kernel it is handed (``km=``) as its own: it
+    shuts the kernel down after the notebook and stops its channels (nbclient leaves both to the
+    caller otherwise, and warns when the unstopped client is collected). For one notebook at a
+    time, as ``xnli-study run`` executes them."""
+    from papermill import engines
+    from papermill.clientwrap import PapermillNotebookClient
+
+    class OwningClient(PapermillNotebookClient):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.owns_km = True
+
+    engines.PapermillNotebookClient = OwningClient
+    try:
+        yield
+    finally:
+        engines.PapermillNotebookClient = PapermillNotebookClient
+
+
+def shutdown(km) -> None:
+    """Shut a kernel manager's kernel down now (nothing when None or already gone)."""
+    if km is None:
+        return
+    try:
+        asyncio.run(_shutdown(km))
+    except Exception as err:  # noqa: BLE001 - a kernel that is gone already
+        log.debug("kernel shutdown: %s", err)
+
+
+async def _shutdown(km) -> None:
+    if await km.is_alive():
+        await km.shutdown_kernel(now=True)
+    await km.cleanup_resources() if asyncio.iscoroutinefunction(km.cleanup_resources) else km.cleanup_resources()
