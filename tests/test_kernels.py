@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 
 import nbformat
 import papermill as pm
@@ -56,4 +59,27 @@ def test_a_kernel_no_notebook_took_is_shut_down(tmp_path):
     km = warm._km
     assert km is not None and alive(km)
     warm.close()
+    assert not alive(km)
+
+
+def test_a_warmed_kernel_that_died_while_waiting_is_not_handed_over(tmp_path):
+    warm = kernels.WarmKernel(ensure_kernel(), tmp_path, code="x = 1")
+    warm.start()
+    warm._thread.join(120)
+    os.kill(warm._km.provisioner.pid, signal.SIGKILL)  # e.g. the out-of-memory killer
+    time.sleep(0.5)
+    assert warm.take() is None  # the notebook starts a kernel of its own
+
+
+def test_a_kernel_is_shut_down_from_code_that_runs_an_event_loop(tmp_path):
+    """As when the study runs inside a notebook or an async test runner."""
+    warm = kernels.WarmKernel(ensure_kernel(), tmp_path, code="x = 1")
+    warm.start()
+    km = warm.take()
+    assert km is not None
+
+    async def inside_a_loop():
+        kernels.shutdown(km)
+
+    asyncio.run(inside_a_loop())
     assert not alive(km)

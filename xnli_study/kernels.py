@@ -32,14 +32,15 @@ class WarmKernel:
     """At most one kernel being started, or started and waiting, for the next notebook."""
 
     def __init__(self, kernel_name: str, cwd: Path, code: str = WARM_UP):
-        self.kernel_name, self.cwd, self.code = kernel_name, Path(cwd), code
+        self.kernel_name, self.cwd, self.code = kernel_name, Path(cwd).resolve(), code
         self._thread: threading.Thread | None = None
         self._km = None
         self._error: str | None = None
+        self._closed = False
 
     def start(self) -> None:
         """Begin starting a kernel in the background (once: a kernel already there is kept)."""
-        if self._thread is None and self._km is None:
+        if self._thread is None and self._km is None and not self._closed:
             self._thread = threading.Thread(target=self._warm, daemon=True)
             self._thread.start()
 
@@ -49,7 +50,8 @@ class WarmKernel:
         km = AsyncKernelManager(kernel_name=self.kernel_name)
 
         async def go() -> str:
-            await km.start_kernel(cwd=str(self.cwd))
+            # as nbclient starts a kernel: no IPython history written to the user's profile
+            await km.start_kernel(cwd=str(self.cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"])
             client = km.client()
             client.start_channels()
             try:
@@ -66,26 +68,40 @@ class WarmKernel:
             status = asyncio.run(go())
             if status != "ok":
                 raise RuntimeError(f"the warm-up import ended with status {status}")
-            self._km = km
         except Exception as err:  # noqa: BLE001 - the next notebook starts its own kernel instead
             self._error = f"{type(err).__name__}: {err}"
             shutdown(km)
+            return
+        if self._closed:  # the run ended, or gave up waiting, while this kernel started
+            shutdown(km)
+        else:
+            self._km = km
 
     def take(self):
         """The warmed kernel's manager (for papermill's ``km``), or None when there is none or its
         warm-up failed; the caller shuts it down once its notebook ran (:func:`shutdown`)."""
         if self._thread is not None:
             self._thread.join(TIMEOUT_S * 2 + 10)
+            if self._thread.is_alive():  # still starting: left to finish (and shut down) by itself
+                return None
             self._thread = None
         km, self._km = self._km, None
         if km is None and self._error:
             log.debug("kernel warm-up failed (%s); the notebook starts its own kernel", self._error)
             self._error = None
+        if km is not None and not run_async(km.is_alive()):  # died while it waited: start a fresh one
+            shutdown(km)
+            return None
         return km
 
     def close(self) -> None:
-        """Shut down a kernel that no notebook took."""
-        shutdown(self.take())
+        """Shut down a kernel that no notebook took; one still starting shuts itself down."""
+        self._closed = True
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._thread = None
+        km, self._km = self._km, None
+        shutdown(km)
 
 
 @contextlib.contextmanager
@@ -102,11 +118,35 @@ def handed_over() -> Iterator[None]:
             super().__init__(*args, **kwargs)
             self.owns_km = True
 
+    previous = engines.PapermillNotebookClient
     engines.PapermillNotebookClient = OwningClient
     try:
         yield
     finally:
-        engines.PapermillNotebookClient = PapermillNotebookClient
+        engines.PapermillNotebookClient = previous
+
+
+def run_async(coroutine):
+    """Run ``coroutine`` to its end from synchronous code: here, or in a thread of its own when
+    this thread already runs an event loop (as a caller inside a notebook or a test runner may)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["value"] = asyncio.run(coroutine)
+        except BaseException as err:  # noqa: BLE001 - raised again in the caller's thread
+            result["error"] = err
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
 
 
 def shutdown(km) -> None:
@@ -114,7 +154,7 @@ def shutdown(km) -> None:
     if km is None:
         return
     try:
-        asyncio.run(_shutdown(km))
+        run_async(_shutdown(km))
     except Exception as err:  # noqa: BLE001 - a kernel that is gone already
         log.debug("kernel shutdown: %s", err)
 

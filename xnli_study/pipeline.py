@@ -86,8 +86,7 @@ def render_report(run_dir: str | Path, config=None) -> Path:
 def _execute(stage: Stage, *, notebooks: Path, folder: RunFolder, kernel: str, progress: bool,
              km=None) -> None:
     """Run one stage: its notebook through papermill (into the run folder, atomically; in ``km``'s
-    kernel when one was started for it, shut down after), or the render step in-process. Raises
-    ``StageFailed``."""
+    kernel when one was started for it), or the render step in-process. Raises ``StageFailed``."""
     if stage.notebook is None:
         try:
             render_report(folder.root)
@@ -95,11 +94,8 @@ def _execute(stage: Stage, *, notebooks: Path, folder: RunFolder, kernel: str, p
             raise StageFailed(stage.name, None, f"{type(err).__name__}: {err}") from err
         return
     folder.record(stage.name).unlink(missing_ok=True)  # the notebook computes the stage, never reuses it
-    try:
-        error = execute_notebook(stage, folder, notebooks=notebooks, kernel=kernel, progress=progress,
-                                 parameters={"update_run_copy": False}, km=km)  # this is the run folder's copy
-    finally:
-        shutdown_kernel(km)
+    error = execute_notebook(stage, folder, notebooks=notebooks, kernel=kernel, progress=progress,
+                             parameters={"update_run_copy": False}, km=km)  # this is the run folder's copy
     if error:
         raise StageFailed(stage.name, folder.executed(stage.notebook), error)
 
@@ -279,11 +275,12 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
         log.info("stage %s: %s", stage.name, f"executing {stage.notebook}" if stage.notebook else "running")
         started = time.perf_counter()
         error: StageFailed | None = None
-        km = warm.take() if stage.notebook else None
-        if stage.notebook and any(s.notebook and s.name in selected for s in STAGES[index + 1:]):
-            warm.start()  # a later stage may run a notebook: its kernel starts now
+        km = None
         try:
             with _sigterm_as_interrupt():
+                km = warm.take() if stage.notebook else None
+                if stage.notebook and any(s.notebook and s.name in selected for s in STAGES[index + 1:]):
+                    warm.start()  # a later stage may run a notebook: its kernel starts now
                 _execute(stage, notebooks=notebooks, folder=folder, kernel=kernel, progress=progress, km=km)
             if not stage_complete(folder.root, stage.name, config):
                 error = StageFailed(stage.name, folder.executed(stage.notebook) if stage.notebook else None,
@@ -301,6 +298,8 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
                         stage.name, ", ".join(done) or "none",
                         f"; units of {stage.name}: {', '.join(units) or 'none'}" if stage.name in UNIT_STAGES else "")
             raise
+        finally:
+            shutdown_kernel(km)  # papermill's client shut it down after the notebook; this, on any other path
         entry.update(seconds=round(time.perf_counter() - started, 2), finished_at=now(),
                      status="failed" if error else "done")
         manifest["hub"] = hub_revisions(config)  # what the stage downloaded is cached now
