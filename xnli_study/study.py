@@ -222,6 +222,11 @@ def unit_words(unit: Unit) -> str:
     return f"{what}, seed {unit.seed}"
 
 
+def one_line(err: BaseException) -> str:
+    """An error as the one line a failed unit's record and the stage's message give."""
+    return " ".join(f"{type(err).__name__}: {err}".split())
+
+
 def side_by_side(config, stage: str, todo: list[Unit]) -> bool:
     """Whether ``todo`` runs in worker processes side by side (:mod:`xnli_study.sidebyside`): a
     training stage with ``distributed.unit_processes`` above 1 (even for one unit left to run, so
@@ -252,11 +257,11 @@ def run_units(run, units: list[Unit], todo: list[Unit], work) -> None:
 
         def finished(name: str, reason: str | None) -> None:
             unit = by_name[name]
+            output = folder.relative(folder.unit(unit.stage, name, "launch_log"))
             if reason is None and unit_status(run.run_dir, unit) is not None:
-                reason = (f"its worker reported it done without its record (output: "
-                          f"{folder.relative(folder.unit(unit.stage, name, 'launch_log'))})")
+                reason = f"its worker reported it done without its record (output: {output})"
             if reason is not None:
-                fail(unit, reason, f"see {folder.relative(folder.unit(unit.stage, name, 'launch_log'))}")
+                fail(unit, reason, f"see {output}")
             progress.done(unit_words(unit), failed=reason is not None)
 
         run_side_by_side(params_path=run.params_path, run_dir=run.run_dir, stage=run.stage.name,
@@ -269,7 +274,7 @@ def run_units(run, units: list[Unit], todo: list[Unit], work) -> None:
         try:
             work(unit, progress.step)
         except Exception as err:  # noqa: BLE001 - every failure of one unit is recorded, then reported
-            fail(unit, " ".join(f"{type(err).__name__}: {err}".split()), traceback.format_exc())
+            fail(unit, one_line(err), traceback.format_exc())
         progress.done(unit_words(unit), failed=unit.name in failed)
     if failed:
         listed = "; ".join(f"{name} ({reason})" for name, reason in failed.items())
@@ -589,11 +594,18 @@ def unit_work(run, todo: list[Unit], *, inputs: dict | None = None):
 def run_one_unit(config, run_dir: Path, stage: str, name: str) -> None:
     """Run the unit ``stage/name`` of ``config`` in this process: what a launched worker does
     (``python -m xnli_study.worker``), one process of several."""
-    units = {u.name: u for u in stage_units(config, stage)}
-    if name not in units:
-        raise DataError(f"stage {stage} has no unit {name!r} for these params; its units: {', '.join(units)}")
+    [unit] = units_named(config, stage, [name])
     read, work = UNIT_WORK[stage]
-    work(config, run_dir, units[name], read(config, run_dir, [units[name]]))
+    work(config, run_dir, unit, read(config, run_dir, [unit]))
+
+
+def units_named(config, stage: str, names: list[str]) -> list[Unit]:
+    """The units ``names`` of ``stage`` for ``config``; ``DataError`` naming the first unknown one."""
+    units = {u.name: u for u in stage_units(config, stage)}
+    unknown = [n for n in names if n not in units]
+    if unknown:
+        raise DataError(f"stage {stage} has no unit {unknown[0]!r} for these params; its units: {', '.join(units)}")
+    return [units[n] for n in names]
 
 
 def run_listed_units(config, run_dir: Path, stage: str, names: list[str], *, report) -> None:
@@ -601,12 +613,8 @@ def run_listed_units(config, run_dir: Path, stage: str, names: list[str], *, rep
     once: what one of the processes that run a stage's units side by side does. ``report(name,
     None, started=True)`` as a unit starts; ``report(name, reason)`` as it ends (``None``: done).
     A failed unit is reported and the next one runs."""
-    units = {u.name: u for u in stage_units(config, stage)}
-    unknown = [n for n in names if n not in units]
-    if unknown:
-        raise DataError(f"stage {stage} has no unit {unknown[0]!r} for these params; its units: {', '.join(units)}")
+    chosen = units_named(config, stage, names)
     read, work = UNIT_WORK[stage]
-    chosen = [units[n] for n in names]
     inputs = read(config, run_dir, chosen)
     for unit in chosen:
         report(unit.name, None, started=True)
@@ -614,7 +622,7 @@ def run_listed_units(config, run_dir: Path, stage: str, names: list[str], *, rep
             work(config, run_dir, unit, inputs)
         except Exception as err:  # noqa: BLE001 - the stage records the failure and reports it
             traceback.print_exc()
-            report(unit.name, " ".join(f"{type(err).__name__}: {err}".split()))
+            report(unit.name, one_line(err))
             continue
         report(unit.name, None)
 
