@@ -290,3 +290,21 @@ def test_a_removed_model_keeps_its_measured_vectors_and_names_the_fix(tmp_path, 
     assert [study.removable(s, "all") for s in ("pretrained", "intermediate", "final")] == [False, False, False]
     assert [study.removable(s, "encoders") for s in ("pretrained", "intermediate", "final")] == [False, False, True]
     assert [study.removable(s, "none") for s in ("pretrained", "intermediate", "final")] == [False, True, True]
+
+
+@pytest.mark.parametrize("classes", [2, 5])
+def test_ridge_classifier_is_scikit_learns_standardised_ridge(classes):
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    r = rng(40 + classes)
+    centres = r.normal(scale=0.6, size=(classes, 12))
+    y = np.repeat(np.arange(classes), 60)
+    x = centres[y] + r.normal(size=(len(y), 12)) * r.uniform(0.5, 3.0, size=12)
+    x[:, 3] = 7.0  # a constant feature: scikit-learn leaves it unscaled
+    test = centres[np.arange(400) % classes] + r.normal(size=(400, 12))
+    reference = make_pipeline(StandardScaler(), RidgeClassifier(alpha=2.5)).fit(x, y).predict(test)
+    ours = al.ridge_classifier(x, y, classes=classes, alpha=2.5)(test)
+    assert 0.3 < (ours == np.arange(400) % classes).mean() < 1.0  # neither trivial nor perfect
+    np.testing.assert_array_equal(ours, reference)

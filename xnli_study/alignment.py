@@ -209,6 +209,45 @@ def translation_cosine_margin(source: np.ndarray, target: np.ndarray) -> float:
     return pairs / n - (total - pairs) / (n * n - n)
 
 
+def ridge_classifier(x: np.ndarray, y: np.ndarray, *, classes: int, alpha: float = 1.0):
+    """A standardised one-vs-all ridge classifier fitted in closed form; returns its ``predict``.
+
+    The same model as scikit-learn's ``make_pipeline(StandardScaler(), RidgeClassifier(alpha))``:
+    features standardised with the training mean and (population) standard deviation, targets
+    coded +1 for the class and -1 for the others, ridge with an unpenalised intercept, the class
+    of the highest score predicted (ties to the lower class). Solved in float64 with one linear
+    system, without the per-fit overhead (hundreds of small fits per alignment unit).
+
+    Args:
+        x: ``(n, d)`` training vectors.
+        y: ``(n,)`` class indices in ``0 .. classes - 1``.
+        classes: number of classes.
+        alpha: the ridge penalty.
+    Returns:
+        ``predict(vectors) -> class indices``.
+    Example:
+        >>> x = np.array([[0.0, 1.0], [0.2, 0.9], [1.0, 0.0], [0.9, 0.1]])
+        >>> ridge_classifier(x, np.array([0, 0, 1, 1]), classes=2)(np.array([[0.1, 1.0], [1.0, 0.2]]))
+        array([0, 1])
+    """
+    x = np.asarray(x, dtype=np.float64)
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale < 10 * np.finfo(np.float64).eps] = 1.0  # constant features stay as they are
+    xs = (x - mean) / scale
+    targets = -np.ones((len(y), classes))
+    targets[np.arange(len(y)), y] = 1.0
+    x_mean, t_mean = xs.mean(0), targets.mean(0)
+    xc = xs - x_mean
+    weights = np.linalg.solve(xc.T @ xc + alpha * np.eye(x.shape[1]), xc.T @ (targets - t_mean))
+    bias = t_mean - x_mean @ weights
+
+    def predict(vectors: np.ndarray) -> np.ndarray:
+        scores = ((np.asarray(vectors, dtype=np.float64) - mean) / scale) @ weights + bias
+        return scores.argmax(1)
+
+    return predict
+
+
 def language_id_probe(embeddings: Mapping[str, np.ndarray], *, folds: int = 5, seed: int = 0) -> float:
     """Cross-validated accuracy of a linear classifier predicting the language of a vector.
 
@@ -231,10 +270,7 @@ def language_id_probe(embeddings: Mapping[str, np.ndarray], *, folds: int = 5, s
         Libovicky, Rosa and Fraser (2020), On the Language Neutrality of Pre-trained
         Multilingual Representations.
     """
-    from sklearn.linear_model import RidgeClassifier
     from sklearn.model_selection import GroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     langs = list(embeddings)
     n = len(next(iter(embeddings.values())))
@@ -245,9 +281,8 @@ def language_id_probe(embeddings: Mapping[str, np.ndarray], *, folds: int = 5, s
     groups = np.tile(np.random.default_rng(seed).permutation(n), len(langs))
     scores = []
     for train, test in GroupKFold(n_splits=folds).split(x, y, groups):
-        clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=1.0))
-        clf.fit(x[train], y[train])
-        scores.append(float((clf.predict(x[test]) == y[test]).mean()))
+        predict = ridge_classifier(x[train], y[train], classes=len(langs))
+        scores.append(float((predict(x[test]) == y[test]).mean()))
     return float(np.mean(scores))
 
 
@@ -341,10 +376,6 @@ def language_id_low_data(embeddings: Mapping[str, np.ndarray], *, per_language: 
     >>> language_id_low_data(e, per_language=4)
     1.0
     """
-    from sklearn.linear_model import RidgeClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     langs = list(embeddings)
     n = len(next(iter(embeddings.values())))
     if not 0 < per_language < n:
@@ -355,9 +386,9 @@ def language_id_low_data(embeddings: Mapping[str, np.ndarray], *, per_language: 
     for _ in range(repeats):
         order = rng.permutation(n)
         train, test = order[:per_language], order[per_language:]
-        clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=1.0))
-        clf.fit(x[:, train].reshape(-1, x.shape[-1]), np.repeat(np.arange(len(langs)), len(train)))
-        predicted = clf.predict(x[:, test].reshape(-1, x.shape[-1]))
+        predict = ridge_classifier(x[:, train].reshape(-1, x.shape[-1]),
+                                   np.repeat(np.arange(len(langs)), len(train)), classes=len(langs))
+        predicted = predict(x[:, test].reshape(-1, x.shape[-1]))
         scores.append(float((predicted == np.repeat(np.arange(len(langs)), len(test))).mean()))
     return float(np.mean(scores))
 

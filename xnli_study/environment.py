@@ -30,6 +30,33 @@ PACKAGES = ("xnli-study", "torch", "transformers", "tokenizers", "datasets", "ac
             "pandas", "scipy", "scikit-learn", "seaborn", "matplotlib", "papermill", "nbconvert")
 
 
+def import_jsonschema_without_iri_grammar() -> None:
+    """Import ``jsonschema`` in this process without its optional IRI format checker.
+
+    When the ``rfc3987-syntax`` package is installed (Jupyter's ``jsonschema[format-nongpl]``
+    brings it), importing ``jsonschema`` builds that checker by compiling 38 Lark grammars: 2 to 4
+    seconds on two cores, paid by every ``xnli-study`` command, since nbformat (papermill, nbconvert)
+    imports ``jsonschema``. Nothing here checks an IRI (notebook schemas have no such format), so
+    the command line calls this first. Only ``jsonschema``'s table of format checkers in this
+    process is affected: ``rfc3987_syntax`` itself stays importable. Nothing happens when
+    ``jsonschema`` is already imported.
+    """
+    if "jsonschema" in sys.modules:
+        return
+    missing = object()
+    saved = sys.modules.get("rfc3987_syntax", missing)
+    sys.modules["rfc3987_syntax"] = None  # an import of it raises ImportError: jsonschema skips the checker
+    try:
+        import jsonschema  # noqa: F401
+    except ImportError:  # not installed: nbformat will say so where it is needed
+        pass
+    finally:
+        if saved is missing:
+            del sys.modules["rfc3987_syntax"]
+        else:
+            sys.modules["rfc3987_syntax"] = saved
+
+
 def ensure_kernel() -> str:
     """Register the ``xnli-study`` Jupyter kernel for this Python if it is missing or stale."""
     from ipykernel.kernelspec import install

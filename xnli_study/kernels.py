@@ -24,6 +24,8 @@ log = logging.getLogger("xnli_study")
 #: what the stage notebooks' first cell imports, run in a kernel before its notebook
 WARM_UP = ("import xnli_study.study, xnli_study.plots, xnli_study.narrative, xnli_study.stages, "
            "xnli_study.environment")
+#: transformers' model machinery (3 s to import), for a notebook that loads a model in its own kernel
+MODELS_WARM_UP = "import transformers.modeling_utils"
 #: seconds a warm-up may take before the next notebook starts a kernel of its own instead
 TIMEOUT_S = 120
 
@@ -38,13 +40,14 @@ class WarmKernel:
         self._error: str | None = None
         self._closed = False
 
-    def start(self) -> None:
-        """Begin starting a kernel in the background (once: a kernel already there is kept)."""
+    def start(self, code: str | None = None) -> None:
+        """Begin starting a kernel in the background that runs ``code`` (default: the one given
+        at construction) before it is handed over; once: a kernel already there is kept."""
         if self._thread is None and self._km is None and not self._closed:
-            self._thread = threading.Thread(target=self._warm, daemon=True)
+            self._thread = threading.Thread(target=self._warm, args=(code or self.code,), daemon=True)
             self._thread.start()
 
-    def _warm(self) -> None:
+    def _warm(self, code: str) -> None:
         from jupyter_client import AsyncKernelManager
 
         km = AsyncKernelManager(kernel_name=self.kernel_name)
@@ -56,7 +59,7 @@ class WarmKernel:
             client.start_channels()
             try:
                 await client.wait_for_ready(timeout=TIMEOUT_S)
-                msg_id = client.execute(self.code, silent=True, store_history=False)
+                msg_id = client.execute(code, silent=True, store_history=False)
                 while True:
                     reply = await client.get_shell_msg(timeout=TIMEOUT_S)
                     if reply["parent_header"].get("msg_id") == msg_id:
@@ -107,9 +110,11 @@ class WarmKernel:
 @contextlib.contextmanager
 def handed_over() -> Iterator[None]:
     """Within the block, papermill's client treats a kernel it is handed (``km=``) as its own: it
-    shuts the kernel down after the notebook and stops its channels (nbclient leaves both to the
-    caller otherwise, and warns when the unstopped client is collected). For one notebook at a
-    time, as ``xnli-study run`` executes them."""
+    stops its channels after the notebook and has the kernel shut down (nbclient leaves both to the
+    caller otherwise, and warns when the unstopped client is collected). The kernel shuts down
+    gracefully in the background (:func:`shutdown_later`): the notebook is saved and the next stage
+    goes on while it exits. For one notebook at a time, as ``xnli-study run`` executes them."""
+    from nbclient.util import ensure_async, run_sync
     from papermill import engines
     from papermill.clientwrap import PapermillNotebookClient
 
@@ -117,6 +122,17 @@ def handed_over() -> Iterator[None]:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             self.owns_km = True
+
+        async def _async_cleanup_kernel(self) -> None:
+            km, kc = self.km, self.kc
+            self.km = self.kc = None
+            try:
+                if kc is not None:
+                    await ensure_async(kc.stop_channels())
+            finally:
+                shutdown_later(km)
+
+        _cleanup_kernel = run_sync(_async_cleanup_kernel)
 
     previous = engines.PapermillNotebookClient
     engines.PapermillNotebookClient = OwningClient
@@ -149,9 +165,43 @@ def run_async(coroutine):
     return result.get("value")
 
 
+#: kernels shutting down in the background (:func:`shutdown_later`): manager id -> (manager, thread);
+#: the manager is held until :func:`wait_for_shutdowns`, so that its id is not reused meanwhile
+_closing: dict[int, tuple[object, threading.Thread]] = {}
+#: seconds a graceful shutdown may take before the kernel is killed (jupyter_client's own wait)
+SHUTDOWN_WAIT_S = 5.0
+
+
+def shutdown_later(km) -> None:
+    """Shut a kernel down gracefully (a shutdown request, then a kill if it has not exited within
+    ``SHUTDOWN_WAIT_S``) in a thread of its own; :func:`wait_for_shutdowns` waits for it. A kernel
+    takes about a second to exit, which a stage need not wait for."""
+    if km is None or id(km) in _closing:
+        return
+
+    def run() -> None:
+        try:
+            run_async(_shutdown(km, now=False))
+        except Exception as err:  # noqa: BLE001 - a kernel that is gone already
+            log.debug("kernel shutdown: %s", err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    _closing[id(km)] = (km, thread)
+    thread.start()
+
+
+def wait_for_shutdowns(timeout: float = SHUTDOWN_WAIT_S + 5) -> None:
+    """Wait until the kernels shutting down in the background have exited."""
+    for key, (_, thread) in list(_closing.items()):
+        thread.join(timeout)
+        if not thread.is_alive():
+            _closing.pop(key, None)
+
+
 def shutdown(km) -> None:
-    """Shut a kernel manager's kernel down now (nothing when None or already gone)."""
-    if km is None:
+    """Shut a kernel manager's kernel down now (nothing when None, already gone, or shutting down
+    in the background)."""
+    if km is None or id(km) in _closing:
         return
     try:
         run_async(_shutdown(km))
@@ -159,7 +209,8 @@ def shutdown(km) -> None:
         log.debug("kernel shutdown: %s", err)
 
 
-async def _shutdown(km) -> None:
+async def _shutdown(km, *, now: bool = True) -> None:
     if await km.is_alive():
-        await km.shutdown_kernel(now=True)
+        km.shutdown_wait_time = SHUTDOWN_WAIT_S
+        await km.shutdown_kernel(now=now)
     await km.cleanup_resources() if asyncio.iscoroutinefunction(km.cleanup_resources) else km.cleanup_resources()

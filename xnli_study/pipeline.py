@@ -26,7 +26,7 @@ from .environment import NOTEBOOKS_DIR, ensure_kernel, manifest_base
 from .errors import ParamsError, StudyError
 from . import faults
 from .files import read_json, remove_partial, write_json, write_text
-from .kernels import WarmKernel, shutdown as shutdown_kernel
+from .kernels import MODELS_WARM_UP, WARM_UP, WarmKernel, shutdown as shutdown_kernel, wait_for_shutdowns
 from .models import tiny_folder
 from .preflight import preflight
 from .provenance import hash_tree, hub_revisions, local_data
@@ -34,7 +34,7 @@ from .render import build_report
 from .runfolder import RUN_FOLDER_VERSION, UNIT_FILES, RunFolder
 from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, execute_notebook, get_stage, now, set_args,
                      stage_complete, stage_status, write_record)
-from .study import UnitsRun, run_units, unit_work
+from .study import TRAINING_STAGES, UnitsRun, run_units, unit_work
 from .units import UNIT_STAGES, describe, shard_of, stage_units, unit_status
 
 log = logging.getLogger("xnli_study")
@@ -220,32 +220,61 @@ def _run_stages(config, folder: RunFolder, *, selected: list[str], force: bool, 
         for path in clear_caches(config):
             log.info("cache removed: %s", path)
         force = True
-    fragments = shard_fragments(folder)
-    for path in remove_partial(folder.root):  # half-written files a killed run left behind
-        log.info("removed a half-written file a killed run left: %s", folder.relative(path))
-    for path in stale_checkpoints(folder, config):
-        shutil.rmtree(path, ignore_errors=True)
-        log.info("removed the training checkpoints of a unit that needs none: %s", folder.relative(path))
-    write_text(folder.params, config.to_yaml())
-    manifest = manifest_base(config)  # a new run: no "interrupted" entry until this one is
-    manifest["data_files"] = local_data(config)  # SHA-256 of every local data file the params name
-    manifest["hub"] = hub_revisions(config)
-    try:
-        manifest["stages"] = read_json(folder.manifest).get("stages", {})
-    except (OSError, ValueError):
-        pass
-    if fragments:  # the shards that ran into this folder: what each did, where, how long
-        manifest["shards"] = {name: {k: f.get(k) for k in ("shard", "status", "host", "cuda_visible_devices",
-                                                           "started_at", "finished_at", "seconds", "units")}
-                              for name, f in fragments.items()}
-    rerun_rest: str | None = "--force" if force else None
     warm = WarmKernel(kernel, notebooks)  # the next notebook's kernel, started while a stage runs
+    first = _first_to_run(config, folder, selected, force)
+    if first is not None:  # the first one's, while this process tidies, hashes and imports papermill
+        warm.start(warm_up_code(config, first))
     try:
+        fragments = shard_fragments(folder)
+        for path in remove_partial(folder.root):  # half-written files a killed run left behind
+            log.info("removed a half-written file a killed run left: %s", folder.relative(path))
+        for path in stale_checkpoints(folder, config):
+            shutil.rmtree(path, ignore_errors=True)
+            log.info("removed the training checkpoints of a unit that needs none: %s", folder.relative(path))
+        write_text(folder.params, config.to_yaml())
+        manifest = manifest_base(config)  # a new run: no "interrupted" entry until this one is
+        manifest["data_files"] = local_data(config)  # SHA-256 of every local data file the params name
+        manifest["hub"] = hub_revisions(config)
+        try:
+            manifest["stages"] = read_json(folder.manifest).get("stages", {})
+        except (OSError, ValueError):
+            pass
+        if fragments:  # the shards that ran into this folder: what each did, where, how long
+            manifest["shards"] = {name: {k: f.get(k) for k in ("shard", "status", "host", "cuda_visible_devices",
+                                                               "started_at", "finished_at", "seconds", "units")}
+                                  for name, f in fragments.items()}
+        rerun_rest: str | None = "--force" if force else None
         _stage_loop(config, folder, manifest, selected=selected, rerun_rest=rerun_rest, force=force,
                     notebooks=notebooks, kernel=kernel, progress=progress, warm=warm)
     finally:
         warm.close()
+        wait_for_shutdowns()  # the stage notebooks' kernels have exited when the run ends
     return folder.root
+
+
+def warm_up_code(config, stage: Stage) -> str:
+    """What the kernel of ``stage``'s notebook imports before it is handed over: what every stage
+    notebook imports, and transformers' model machinery where the notebook loads a model in its own
+    kernel (the alignment stage; a training stage whose units run in the kernel, neither side by
+    side nor launched; the data stage when it pretrains the tiny P), since elsewhere those seconds
+    only slow the processes that do the work."""
+    training_here = (stage.name in TRAINING_STAGES and config.distributed.unit_processes == 1
+                     and not config.distributed.launched)
+    pretraining_here = stage.name == "data" and config.encoder.name == "tiny" and not tiny_folder(config).is_dir()
+    if stage.name == "alignment" or training_here or pretraining_here:
+        return f"{WARM_UP}\n{MODELS_WARM_UP}"
+    return WARM_UP
+
+
+def _first_to_run(config, folder: RunFolder, selected: list[str], force: bool) -> Stage | None:
+    """The first selected stage with a notebook that will run (incomplete, or forced)."""
+    for stage in STAGES:
+        if stage.name in selected and stage.notebook:
+            if force or stage_status(folder.root, stage.name, config) is not None:
+                return stage
+            if not folder.executed(stage.notebook).exists():
+                return stage
+    return None
 
 
 def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str], rerun_rest: str | None,
@@ -279,8 +308,9 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
         try:
             with _sigterm_as_interrupt():
                 km = warm.take() if stage.notebook else None
-                if stage.notebook and any(s.notebook and s.name in selected for s in STAGES[index + 1:]):
-                    warm.start()  # a later stage may run a notebook: its kernel starts now
+                later = [s for s in STAGES[index + 1:] if s.notebook and s.name in selected]
+                if stage.notebook and later:
+                    warm.start(warm_up_code(config, later[0]))  # a later stage may run a notebook: its kernel starts now
                 _execute(stage, notebooks=notebooks, folder=folder, kernel=kernel, progress=progress, km=km)
             if not stage_complete(folder.root, stage.name, config):
                 error = StageFailed(stage.name, folder.executed(stage.notebook) if stage.notebook else None,
@@ -299,7 +329,7 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
                         f"; units of {stage.name}: {', '.join(units) or 'none'}" if stage.name in UNIT_STAGES else "")
             raise
         finally:
-            shutdown_kernel(km)  # papermill's client shut it down after the notebook; this, on any other path
+            shutdown_kernel(km)  # papermill's client has it shut down after the notebook; this, on any other path
         entry.update(seconds=round(time.perf_counter() - started, 2), finished_at=now(),
                      status="failed" if error else "done")
         manifest["hub"] = hub_revisions(config)  # what the stage downloaded is cached now

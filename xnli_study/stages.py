@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, display
 
@@ -333,6 +332,8 @@ class StageRun:
         titles = [fig._suptitle.get_text()] if getattr(fig, "_suptitle", None) else []
         titles += [ax.get_title() for ax in fig.axes if ax.get_title()]
         alt = titles[0] if titles else name.replace("_", " ")
+        import matplotlib.pyplot as plt  # here: the CLI and the training workers draw no figures
+
         if self.reusing:  # drawn again from the same tables; the saved files stay as they are
             buffer = io.BytesIO()
             fig.savefig(buffer, dpi=100, bbox_inches="tight", format="png")
