@@ -49,14 +49,19 @@ def test_run_folder_is_complete(smoke_run):
 
 
 def test_training_units_ran_side_by_side(smoke_run):
-    """The smoke profile trains two units at a time (distributed.unit_processes: 2): each training
-    unit's worker output is in its launch.log, with the worker's start and end lines."""
+    """The smoke profile trains two units at a time (distributed.unit_processes: 2), both training
+    stages' units in one set of workers ahead of their notebooks: each training unit's worker
+    output is in its launch.log, with the worker's start and end lines, and the manifest says so."""
     run_dir, _ = smoke_run
     folder = RunFolder(run_dir)
+    config = load_params(run_dir / "params.yaml")
     for stage in ("intermediate", "transfer"):
-        for unit in stage_units(load_params(run_dir / "params.yaml"), stage):
+        for unit in stage_units(config, stage):
             text = folder.unit(stage, unit.name, "launch_log").read_text()
-            assert f"{STARTED} {unit.name}" in text and f"{FINISHED} {unit.name} ok" in text, (stage, unit.name)
+            assert f"{STARTED} {unit.label}" in text and f"{FINISHED} {unit.label} ok" in text, unit.label
+    ahead = json.loads(folder.manifest.read_text())["stages"]["intermediate"]["units_trained_ahead"]
+    assert {stage: sorted(names) for stage, names in ahead.items()} == {
+        stage: sorted(u.name for u in stage_units(config, stage)) for stage in ("intermediate", "transfer")}
 
 
 def test_summary_has_every_language_and_english_is_learned(smoke_run):

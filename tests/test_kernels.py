@@ -151,3 +151,24 @@ def test_the_first_notebook_to_run_is_the_one_warmed_first(tmp_path, minimal_run
     assert _first_to_run(config, RunFolder(run_dir), ["transfer", "report"], force=True).name == "transfer"
     changed = load_params(params, ["alignment.max_sentences=24"])
     assert _first_to_run(changed, RunFolder(run_dir), every, force=False).name == "alignment"
+
+
+def test_kernels_ahead_are_warmed_one_per_notebook_and_the_untaken_shut_down(tmp_path):
+    ahead = kernels.KernelsAhead(ensure_kernel(), tmp_path)
+    ahead.start("first", "import json\nWARM = 'first'")
+    ahead.start("second", "import json\nWARM = 'second'")
+    ahead.start("first", "import json\nWARM = 'again'")  # already warming: kept as it is
+    assert ahead.take("third") is None
+    km = ahead.take("first")
+    with kernels.handed_over():
+        out = pm.execute_notebook(str(notebook(tmp_path)), str(tmp_path / "out.ipynb"), kernel_name=ensure_kernel(),
+                                  cwd=str(tmp_path), progress_bar=False, km=km)
+    assert out.cells[1].outputs[0]["text"].strip() == "first"
+    assert ahead.take("first") is None  # taken once
+    waiting = ahead._warm["second"]
+    waiting._thread.join(120)
+    second = waiting._km
+    assert second is not None and alive(second)
+    ahead.close()
+    assert not alive(second)
+    kernels.wait_for_shutdowns()

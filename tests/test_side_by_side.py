@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import write_params
+from conftest import ROOT, write_params
 from xnli_study import sidebyside, study
 from xnli_study.config import load_params
 from xnli_study.errors import ParamsError, UnitsFailed
@@ -169,3 +169,67 @@ def test_an_interrupted_stage_stops_its_workers_and_fails_no_unit(tmp_path, monk
         pid = int((tmp_path / name / "launch.log").read_text().split("pid ")[1].split()[0])
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def test_a_worker_runs_labelled_units_of_both_stages_and_skips_what_builds_on_a_failure(monkeypatch):
+    config = load_params(ROOT / "params" / "smoke.yaml")
+    reads, ran = [], []
+
+    def reader(stage):
+        def read(config, run_dir, units):
+            reads.append((stage, sorted(u.name for u in units)))
+            return {"stage": stage}
+        return read
+
+    def work(config, run_dir, unit, inputs, progress=None):
+        assert inputs == {"stage": unit.stage}
+        if unit.label == "intermediate/sst2-seed0":
+            raise RuntimeError("out of memory")
+        ran.append(unit.label)
+
+    monkeypatch.setattr(study, "UNIT_WORK", {"intermediate": (reader("intermediate"), work),
+                                             "transfer": (reader("transfer"), work)})
+    events = []
+    labels = ["intermediate/sst2-seed0", "intermediate/sst2-seed1", "transfer/none-seed0", "transfer/sst2-seed0",
+              "transfer/sst2-seed1"]
+    study.run_listed_units(config, ROOT, None, labels,
+                           report=lambda name, reason, started=False: events.append((name, started, reason)))
+    assert ran == ["intermediate/sst2-seed1", "transfer/none-seed0", "transfer/sst2-seed1"]
+    assert ("intermediate/sst2-seed0", False, "RuntimeError: out of memory") in events
+    assert ("transfer/sst2-seed0", False, "not run: intermediate/sst2-seed0, which it builds on, failed") in events
+    assert ("transfer/sst2-seed0", True, None) not in events  # never started
+    # each stage's inputs read once, for its own units
+    assert reads == [("intermediate", ["sst2-seed0", "sst2-seed1"]), ("transfer", ["none-seed0", "sst2-seed0", "sst2-seed1"])]
+    with pytest.raises(study.DataError, match="stage"):
+        study.run_listed_units(config, ROOT, None, ["sst2-seed0"], report=lambda *a, **k: None)
+
+
+def test_both_training_stages_train_ahead_in_one_set_of_workers_chain_by_chain(tmp_path, monkeypatch):
+    config = load_params(ROOT / "params" / "smoke.yaml", [f"output_dir={tmp_path}", "seeds=[0, 1, 2]"])
+    calls = []
+
+    def fake(**kwargs):
+        calls.append(kwargs)
+        for share in kwargs["shares"]:
+            for label in share:
+                kwargs["on_start"](label)
+                kwargs["on_finish"](label, "RuntimeError: boom")
+
+    monkeypatch.setattr(study, "run_side_by_side", fake)
+    trained = study.train_ahead(config, tmp_path, "p.yaml", ["intermediate", "transfer"])
+    assert trained == {stage: [u.name for u in stage_units(config, stage)] for stage in ("intermediate", "transfer")}
+    (call,) = calls
+    assert call["stage"] is None and call["processes"] == 2
+    for share in call["shares"]:
+        # whole chains: a (condition, seed)'s MNLI unit is in the worker that trains its intermediate unit, after it
+        for position, label in enumerate(share):
+            stage, name = label.split("/")
+            if stage == "transfer" and not name.startswith("none-"):
+                assert f"intermediate/{name}" in share[:position], (label, share)
+    assert [len(share) for share in call["shares"]] == [8, 7]  # chains dealt in turn: 5 and 4 of the 9
+    assert sorted(sum(call["shares"], [])) == sorted(u.label for s in ("intermediate", "transfer")
+                                                     for u in stage_units(config, s))
+    # one process: the stage notebooks train their own units
+    one = load_params(ROOT / "params" / "smoke.yaml", [f"output_dir={tmp_path}", "distributed.unit_processes=1"])
+    assert study.train_ahead(one, tmp_path, "p.yaml", ["intermediate", "transfer"]) == {}
+    assert len(calls) == 1

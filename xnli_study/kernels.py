@@ -107,6 +107,36 @@ class WarmKernel:
         shutdown(km)
 
 
+class KernelsAhead:
+    """Warm kernels for the notebooks to come, one per notebook (by any key, such as its stage's
+    name), each started with that notebook's warm-up code."""
+
+    def __init__(self, kernel_name: str, cwd: Path):
+        self.kernel_name, self.cwd = kernel_name, cwd
+        self._warm: dict[str, WarmKernel] = {}
+
+    def start(self, key: str, code: str = WARM_UP) -> None:
+        """Begin warming a kernel for ``key`` (nothing if one is already there)."""
+        if key not in self._warm:
+            self._warm[key] = warm = WarmKernel(self.kernel_name, self.cwd, code)
+            warm.start()
+
+    def take(self, key: str):
+        """The warmed kernel of ``key`` (see :meth:`WarmKernel.take`), or None when none was started."""
+        warm = self._warm.pop(key, None)
+        if warm is None:
+            return None
+        km = warm.take()
+        warm.close()  # one still starting after the wait shuts itself down
+        return km
+
+    def close(self) -> None:
+        """Shut down every kernel no notebook took."""
+        for warm in self._warm.values():
+            warm.close()
+        self._warm.clear()
+
+
 @contextlib.contextmanager
 def handed_over() -> Iterator[None]:
     """Within the block, papermill's client treats a kernel it is handed (``km=``) as its own: it

@@ -26,7 +26,7 @@ from .environment import NOTEBOOKS_DIR, ensure_kernel, manifest_base
 from .errors import ParamsError, StudyError
 from . import faults
 from .files import read_json, remove_partial, write_json, write_text
-from .kernels import MODELS_WARM_UP, WARM_UP, WarmKernel, shutdown as shutdown_kernel, wait_for_shutdowns
+from .kernels import MODELS_WARM_UP, WARM_UP, KernelsAhead, shutdown as shutdown_kernel, wait_for_shutdowns
 from .models import tiny_folder
 from .preflight import preflight
 from .provenance import hash_tree, hub_revisions, local_data
@@ -34,7 +34,7 @@ from .render import build_report
 from .runfolder import RUN_FOLDER_VERSION, UNIT_FILES, RunFolder
 from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, execute_notebook, get_stage, now, set_args,
                      stage_complete, stage_status, write_record)
-from .study import TRAINING_STAGES, UnitsRun, run_units, unit_work
+from .study import TRAINING_STAGES, UnitsRun, run_units, train_ahead, unit_work
 from .units import UNIT_STAGES, describe, shard_of, stage_units, unit_status
 
 log = logging.getLogger("xnli_study")
@@ -220,10 +220,10 @@ def _run_stages(config, folder: RunFolder, *, selected: list[str], force: bool, 
         for path in clear_caches(config):
             log.info("cache removed: %s", path)
         force = True
-    warm = WarmKernel(kernel, notebooks)  # the next notebook's kernel, started while a stage runs
+    warm = KernelsAhead(kernel, notebooks)  # the next notebooks' kernels, started while a stage runs
     first = _first_to_run(config, folder, selected, force)
     if first is not None:  # the first one's, while this process tidies, hashes and imports papermill
-        warm.start(warm_up_code(config, first))
+        warm.start(first.name, warm_up_code(config, first))
     try:
         fragments = shard_fragments(folder)
         for path in remove_partial(folder.root):  # half-written files a killed run left behind
@@ -278,9 +278,10 @@ def _first_to_run(config, folder: RunFolder, selected: list[str], force: bool) -
 
 
 def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str], rerun_rest: str | None,
-                force: bool, notebooks: Path, kernel: str, progress: bool, warm: WarmKernel) -> None:
+                force: bool, notebooks: Path, kernel: str, progress: bool, warm: KernelsAhead) -> None:
     """The stages of :func:`_run_stages`, in order: each skipped when complete, else executed and
     recorded in the manifest."""
+    trained_ahead: set[str] = set()  # the training stages whose units were trained ahead of their notebook
     for index, stage in enumerate(STAGES):
         if stage.name not in selected:
             continue
@@ -293,8 +294,8 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
             manifest["stages"].setdefault(stage.name, {})["status"] = "done"
             continue
         log.info("stage %s runs: %s", stage.name, why)
-        if stage.name in UNIT_STAGES:
-            say_units(folder, config, stage.name, force=force)
+        if stage.name in UNIT_STAGES:  # units trained ahead in this run were forced (or not) then
+            say_units(folder, config, stage.name, force=force and stage.name not in trained_ahead)
         rerun_rest = rerun_rest or f"stage {stage.name} ran again"
         entry = {"status": "running", "started_at": now()}
         if stage.notebook:
@@ -307,10 +308,26 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
         km = None
         try:
             with _sigterm_as_interrupt():
-                km = warm.take() if stage.notebook else None
+                km = warm.take(stage.name) if stage.notebook else None
                 later = [s for s in STAGES[index + 1:] if s.notebook and s.name in selected]
                 if stage.notebook and later:
-                    warm.start(warm_up_code(config, later[0]))  # a later stage may run a notebook: its kernel starts now
+                    warm.start(later[0].name, warm_up_code(config, later[0]))  # the next notebook's kernel starts now
+                if (stage.name in TRAINING_STAGES and not trained_ahead and config.distributed.unit_processes > 1
+                        and not config.distributed.launched):
+                    # every training stage from here on runs: their units train side by side in one
+                    # set of workers, chain by chain; the notebooks then put the stages together
+                    ahead = [s.name for s in STAGES[index:] if s.name in TRAINING_STAGES and s.name in selected]
+                    trained_ahead.update(ahead)
+                    for next_stage in ahead[1:]:
+                        log.info("stage %s: its units train now, beside stage %s's", next_stage, stage.name)
+                        say_units(folder, config, next_stage, force=force)
+                    after = [s for s in STAGES[index + 1:] if s.notebook and s.name in selected and s.name not in ahead]
+                    if after:  # the notebooks of the stages trained ahead only put them together: warm the next one too
+                        warm.start(after[0].name, warm_up_code(config, after[0]))
+                    trained = train_ahead(config, folder.root, folder.params, ahead)
+                    if trained:
+                        entry["units_trained_ahead"] = trained
+                        write_json(folder.manifest, manifest)
                 _execute(stage, notebooks=notebooks, folder=folder, kernel=kernel, progress=progress, km=km)
             if not stage_complete(folder.root, stage.name, config):
                 error = StageFailed(stage.name, folder.executed(stage.notebook) if stage.notebook else None,

@@ -51,9 +51,10 @@ def threads_each(processes: int, cores_here: int | None = None) -> int:
     return max(1, (cores_here or cores()) // processes)
 
 
-def worker_command(*, params_path: str | Path, run_dir: str | Path, stage: str, names: list[str]) -> list[str]:
+def worker_command(*, params_path: str | Path, run_dir: str | Path, stage: str | None, names: list[str]) -> list[str]:
+    """The worker that runs ``names``: unit names of ``stage``, or ``stage/unit`` labels (``stage`` None)."""
     command = [sys.executable, "-m", "xnli_study.worker", "--params", str(params_path), "--run-dir", str(run_dir),
-               "--stage", stage, "--report-units"]
+               *(["--stage", stage] if stage else []), "--report-units"]
     for name in names:
         command += ["--unit", name]
     return command
@@ -70,10 +71,13 @@ def parse_line(line: str) -> tuple[str, str, str | None] | None:
     return None
 
 
-def run_side_by_side(*, params_path: str | Path, run_dir: str | Path, stage: str, names: list[str],
+def run_side_by_side(*, params_path: str | Path, run_dir: str | Path, stage: str | None, names: list[str],
                      processes: int, log_of: Callable[[str], Path],
-                     on_start: Callable[[str], None], on_finish: Callable[[str, str | None], None]) -> None:
-    """Run the units ``names`` of ``stage`` in ``processes`` workers. ``on_start(name)`` and
+                     on_start: Callable[[str], None], on_finish: Callable[[str, str | None], None],
+                     shares: list[list[str]] | None = None) -> None:
+    """Run the units ``names`` of ``stage`` in ``processes`` workers, dealt round-robin, or as
+    ``shares`` says (one list per worker, run in its order; ``stage`` None: the names are
+    ``stage/unit`` labels, as :func:`~xnli_study.study.train_ahead` deals them). ``on_start(name)`` and
     ``on_finish(name, reason or None)`` are called (one at a time) as the workers report; a unit
     whose worker ended before reporting it is finished with the worker's exit (and its error line)
     as its reason. ``log_of(name)`` is the file that takes a unit's output. Interrupted (Ctrl-C,
@@ -122,7 +126,7 @@ def run_side_by_side(*, params_path: str | Path, run_dir: str | Path, stage: str
 
     procs: list[subprocess.Popen] = []
     try:
-        work = deal(names, processes)
+        work = [share for share in shares if share] if shares is not None else deal(names, processes)
         for mine in work:  # every worker started before any thread (a fork with threads running is unsafe)
             procs.append(subprocess.Popen(
                 worker_command(params_path=params_path, run_dir=run_dir, stage=stage, names=mine),

@@ -38,7 +38,7 @@ from .training import Tracking, fine_tune, is_main_process, world_size
 from .launch import run_launched
 from .sidebyside import run_side_by_side
 from .stages import now
-from .units import Unit, describe, read_unit, stage_units, unit_status, write_unit
+from .units import Unit, chains, describe, read_unit, stage_units, unit_status, write_unit
 
 log = logging.getLogger("xnli_study")
 
@@ -233,6 +233,56 @@ def side_by_side(config, stage: str, todo: list[Unit]) -> bool:
     that every unit of the stage trains with the same thread count) and no data-parallel launch."""
     return (stage in TRAINING_STAGES and config.distributed.unit_processes > 1 and len(todo) > 0
             and not config.distributed.launched)
+
+
+def train_ahead(config, run_dir: Path, params_path: str | Path, stages: list[str]) -> dict[str, list[str]]:
+    """Train the units of the training ``stages`` still to run in one set of side-by-side workers
+    (``distributed.unit_processes``), before their stage notebooks: what ``xnli-study run`` does.
+
+    Each worker takes whole chains, a (condition, seed)'s intermediate unit and then the MNLI unit
+    that builds on it, dealt round-robin, so no worker waits for another and the workers start once
+    for both stages instead of once per stage. The progress lines are the stages' own. The stage
+    notebooks then find these units complete and put their stages together; a unit that failed
+    here (or builds on one that did) is left to its notebook, which runs it again and reports it.
+    Returns the names of the units that ran, by stage (nothing when units do not run side by side).
+    """
+    folder = RunFolder(run_dir)
+    todo = {stage: [u for u in stage_units(config, stage) if unit_status(run_dir, u) is not None]
+            for stage in stages if stage in TRAINING_STAGES}
+    if not any(side_by_side(config, stage, units) for stage, units in todo.items()):
+        return {}
+    processes = config.distributed.unit_processes
+    chain_of = {chain: i for i, chain in enumerate(chains(config))}
+    shares: list[list[str]] = [[] for _ in range(processes)]
+    by_label: dict[str, Unit] = {}
+    for units in todo.values():  # stage by stage: a worker's MNLI unit comes after its intermediate one
+        for unit in units:
+            shares[chain_of[(unit.condition, unit.seed)] % processes].append(unit.label)
+            by_label[unit.label] = unit
+    reports: dict[str, StageProgress] = {}
+
+    def report(unit: Unit) -> StageProgress:
+        if unit.stage not in reports:  # each stage's clock starts with its first unit
+            reports[unit.stage] = StageProgress(unit.stage, len(todo[unit.stage]))
+        return reports[unit.stage]
+
+    def started(label: str) -> None:
+        report(by_label[label]).start(unit_words(by_label[label]))
+
+    def finished(label: str, reason: str | None) -> None:
+        unit = by_label[label]
+        if reason is None and unit_status(run_dir, unit) is not None:
+            reason = "its worker reported it done without its record"
+        if reason is not None:
+            log.warning("unit %s did not complete (%s); its stage notebook runs it again (output: %s)", label,
+                        reason, folder.relative(folder.unit(unit.stage, unit.name, "launch_log")))
+        report(unit).done(unit_words(unit), failed=reason is not None)
+
+    run_side_by_side(params_path=params_path, run_dir=run_dir, stage=None, names=list(by_label),
+                     processes=processes, shares=shares,
+                     log_of=lambda label: folder.unit(by_label[label].stage, by_label[label].name, "launch_log"),
+                     on_start=started, on_finish=finished)
+    return {stage: [u.name for u in units] for stage, units in todo.items() if units}
 
 
 def run_units(run, units: list[Unit], todo: list[Unit], work) -> None:
@@ -608,23 +658,44 @@ def units_named(config, stage: str, names: list[str]) -> list[Unit]:
     return [units[n] for n in names]
 
 
-def run_listed_units(config, run_dir: Path, stage: str, names: list[str], *, report) -> None:
-    """Run the units ``names`` of ``stage`` in this process, one after the other, the inputs read
-    once: what one of the processes that run a stage's units side by side does. ``report(name,
-    None, started=True)`` as a unit starts; ``report(name, reason)`` as it ends (``None``: done).
-    A failed unit is reported and the next one runs."""
-    chosen = units_named(config, stage, names)
-    read, work = UNIT_WORK[stage]
-    inputs = read(config, run_dir, chosen)
-    for unit in chosen:
-        report(unit.name, None, started=True)
+def run_listed_units(config, run_dir: Path, stage: str | None, names: list[str], *, report) -> None:
+    """Run the units ``names`` in this process, one after the other, each stage's inputs read once:
+    what one of the processes that run units side by side does. ``names`` are unit names of
+    ``stage``, or ``stage/unit`` labels (``stage`` None), listed after the units they build on.
+    ``report(name, None, started=True)`` as a unit starts; ``report(name, reason)`` as it ends
+    (``None``: done), ``name`` as given. A failed unit is reported and the next one runs; a unit
+    that builds on one that failed here is reported as not run."""
+    requests = []
+    for name in names:
+        where, _, unit_name = name.rpartition("/")
+        if not (where or stage):
+            raise DataError(f"unit {name!r}: give its stage (stage/unit) or the stage of every unit")
+        requests.append((name, where or stage, unit_name))
+    chosen = {}
+    for where in dict.fromkeys(r[1] for r in requests):
+        listed = [r[2] for r in requests if r[1] == where]
+        chosen.update({(where, u.name): u for u in units_named(config, where, listed)})
+    inputs: dict[str, dict] = {}
+    failed: set[str] = set()
+    for name, where, unit_name in requests:
+        unit = chosen[(where, unit_name)]
+        broken = [label for label in unit.upstream if label in failed]
+        if broken:
+            failed.add(unit.label)
+            report(name, f"not run: {broken[0]}, which it builds on, failed")
+            continue
+        read, work = UNIT_WORK[where]
+        report(name, None, started=True)
         try:
-            work(config, run_dir, unit, inputs)
+            if where not in inputs:
+                inputs[where] = read(config, run_dir, [u for (w, _), u in chosen.items() if w == where])
+            work(config, run_dir, unit, inputs[where])
         except Exception as err:  # noqa: BLE001 - the stage records the failure and reports it
             traceback.print_exc()
-            report(unit.name, one_line(err))
+            failed.add(unit.label)
+            report(name, one_line(err))
             continue
-        report(unit.name, None)
+        report(name, None)
 
 
 def alignment_changes(table: pd.DataFrame) -> pd.DataFrame:

@@ -3,9 +3,11 @@
 
 ``python -m xnli_study.worker --params P --run-dir R --stage intermediate --unit sst2-seed0``
 
-With ``--report-units`` (and ``--unit`` as often as needed) it is one of the processes that run a
-stage's units side by side (:mod:`xnli_study.sidebyside`): it runs its units one after the other,
-printing a line as each starts and ends, and goes on after a unit that failed.
+With ``--report-units`` (and ``--unit`` as often as needed) it is one of the processes that run
+units side by side (:mod:`xnli_study.sidebyside`): it runs its units one after the other, printing
+a line as each starts and ends, and goes on after a unit that failed. Without ``--stage`` each
+``--unit`` is a ``stage/unit`` label, so that one worker can train an intermediate unit and then the
+MNLI unit that builds on it (``--unit intermediate/sst2-seed0 --unit transfer/sst2-seed0``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m xnli_study.worker", description=__doc__)
     parser.add_argument("--params", required=True)
     parser.add_argument("--run-dir", required=True)
-    parser.add_argument("--stage", required=True, choices=["intermediate", "transfer"])
+    parser.add_argument("--stage", choices=["intermediate", "transfer"],
+                        help="the stage of the units (without it, each --unit is a stage/unit label)")
     parser.add_argument("--unit", required=True, action="append")
     parser.add_argument("--report-units", action="store_true",
                         help="print a line as each unit starts and ends, and go on after a failed unit")
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
             run_listed_units(config, Path(args.run_dir), args.stage, args.unit, report=report)
         else:
+            if not args.stage:
+                parser.error("--stage is needed without --report-units")
             run_one_unit(config, Path(args.run_dir), args.stage, args.unit[-1])
     except Exception as err:  # noqa: BLE001 - the launcher reports this line
         traceback.print_exc()
