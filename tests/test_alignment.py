@@ -156,6 +156,24 @@ def test_cache_is_keyed_by_weights(tmp_path, tiny, sample_dir):
     assert not np.allclose(changed["en"][-1], first["en"][-1], atol=1e-2)
 
 
+def test_languages_encoded_together_get_the_vectors_each_would_get_alone(tmp_path, tiny, sample_dir, monkeypatch):
+    from xnli_study.data import read_xnli_official
+
+    tokenizer, model = tiny
+    model.save_pretrained(tmp_path / "m")
+    tokenizer.save_pretrained(tmp_path / "m")
+    xnli = read_xnli_official(sample_dir / "xnli", split="dev", languages=["en", "de", "fr"])
+    probe = al.probe_set(xnli, max_sentences=20)
+    monkeypatch.setattr(al, "EMBED_GROUP_SENTENCES", 45)
+    assert al._embedding_groups({lang: [""] * 20 for lang in ("en", "de", "fr")}) == [["en", "de"], ["fr"]]
+    assert al._embedding_groups({"en": [""] * 50, "de": [""] * 5}) == [["en"], ["de"]]  # a large one alone
+    cached = al.cached_embeddings(str(tmp_path / "m"), probe, cache_dir=tmp_path / "c")
+    for lang in ("en", "de", "fr"):
+        alone = al.sentence_embeddings(model, tokenizer, probe.loc[probe["lang"] == lang, "text"].tolist())
+        np.testing.assert_allclose(cached[lang], alone.astype(np.float16), rtol=2e-3, atol=2e-3)
+        assert not np.allclose(cached[lang], cached["en" if lang != "en" else "de"], atol=1e-2)  # each its own
+
+
 def test_alignment_metrics_table_covers_every_layer_and_language():
     emb = {lang: rng(i).normal(size=(3, 30, 8)) for i, lang in enumerate(["en", "fr", "de"])}
     emb["fr"] = 2.0 * emb["en"]

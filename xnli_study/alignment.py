@@ -465,16 +465,40 @@ def cached_embeddings(checkpoint: str, probe: pd.DataFrame, *, cache_dir, batch_
     if not all((folder / f"{lang}.npy").is_file() for lang in langs):
         tokenizer = load_tokenizer(checkpoint, revision=revision, trust_remote_code=trust_remote_code)
         dev = pick_device(device)
+        texts = {lang: probe.loc[probe["lang"] == lang, "text"].tolist() for lang in langs}
         with atomic_dir(folder, keep_existing=True) as tmp:
-            for lang in langs:
-                texts = probe.loc[probe["lang"] == lang, "text"].tolist()
-                emb = sentence_embeddings(model, tokenizer, texts, batch_size=batch_size,
+            for group in _embedding_groups(texts):  # languages encoded together: fuller batches, fewer calls
+                joined = [text for lang in group for text in texts[lang]]
+                emb = sentence_embeddings(model, tokenizer, joined, batch_size=batch_size,
                                           max_length=max_length, device=dev, progress=progress)
-                np.save(tmp / f"{lang}.npy", emb.astype(np.float16))
-                faults.reached("embeddings")  # a test kills the run here, with the cache half written
+                start = 0
+                for lang in group:
+                    np.save(tmp / f"{lang}.npy", emb[:, start:start + len(texts[lang])].astype(np.float16))
+                    start += len(texts[lang])
+                    faults.reached("embeddings")  # a test kills the run here, with the cache half written
             write_json(tmp / EMBEDDINGS_META, {"checkpoint": str(checkpoint), "pooling": POOLING,
                                            "max_length": max_length, "languages": langs})
     return load_cached(folder, langs)
+
+
+#: sentences encoded in one call at most (several languages' when they are few): the vectors of a
+#: call are held in memory at once, (layers + 1) x sentences x hidden floats
+EMBED_GROUP_SENTENCES = 4096
+
+
+def _embedding_groups(texts: Mapping[str, Sequence[str]]) -> list[list[str]]:
+    """The languages of ``texts`` in order, in runs of at most :data:`EMBED_GROUP_SENTENCES`
+    sentences (a language with more is a run of its own)."""
+    groups: list[list[str]] = []
+    size = 0
+    for lang, sentences in texts.items():
+        if groups and size + len(sentences) <= EMBED_GROUP_SENTENCES:
+            groups[-1].append(lang)
+            size += len(sentences)
+        else:
+            groups.append([lang])
+            size = len(sentences)
+    return groups
 
 
 def load_cached(folder, langs) -> dict[str, np.ndarray]:

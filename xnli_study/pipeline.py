@@ -321,9 +321,11 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
                     for next_stage in ahead[1:]:
                         log.info("stage %s: its units train now, beside stage %s's", next_stage, stage.name)
                         say_units(folder, config, next_stage, force=force)
-                    after = [s for s in STAGES[index + 1:] if s.notebook and s.name in selected and s.name not in ahead]
-                    if after:  # the notebooks of the stages trained ahead only put them together: warm the next one too
-                        warm.start(after[0].name, warm_up_code(config, after[0]))
+                    # while both cores train, the later notebooks' kernels start too: none of them then
+                    # starts beside a notebook that computes (torch's threads slow down on a busy core)
+                    for after in STAGES[index + 1:]:
+                        if after.notebook and after.name in selected:
+                            warm.start(after.name, warm_up_code(config, after))
                     trained = train_ahead(config, folder.root, folder.params, ahead)
                     if trained:
                         entry["units_trained_ahead"] = trained
