@@ -26,7 +26,9 @@ from xnli_study.runfolder import RunFolder
 from xnli_study.stages import StageRun, read_record, stage_fingerprint, stage_status
 
 NOTEBOOKS = ROOT / "notebooks"
-OVERRIDES = ["xnli.max_items=40", "training.report_to=[tensorboard]"]
+# the sst2 unit trains for several seconds, long enough for progress lines within its training
+OVERRIDES = ["xnli.max_items=40", "training.report_to=[tensorboard]", "tasks.sst2.max_examples=600",
+             "training.intermediate.epochs=4"]
 
 
 # ---- overrides --------------------------------------------------------------------------------
