@@ -114,6 +114,7 @@ def test_each_start_runs_the_code_of_the_notebook_it_warms(tmp_path):
         out = pm.execute_notebook(str(notebook(tmp_path)), str(tmp_path / "out.ipynb"), kernel_name=ensure_kernel(),
                                   cwd=str(tmp_path), progress_bar=False, km=km)
     assert out.cells[1].outputs[0]["text"].strip() == "for this notebook"
+    kernels.wait_for_shutdowns()
 
 
 def test_model_machinery_is_imported_ahead_only_where_the_notebook_loads_a_model(tmp_path):

@@ -143,7 +143,7 @@ def plan_units_for(params: Path):
 
 def test_a_run_killed_while_units_train_side_by_side_resumes_in_its_workers(minimal_run, tmp_path):
     """With distributed.unit_processes: 2 the trainings run in worker processes: a run killed just
-    after an MNLI checkpoint leaves no worker behind (each ends with the kernel that started it),
+    after an MNLI checkpoint leaves no worker behind (each ends with the process that started it),
     and the rerun resumes that training from its checkpoint inside a worker."""
     params, _ = minimal_run
     data = yaml.safe_load(params.read_text())

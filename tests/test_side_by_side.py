@@ -4,6 +4,7 @@ report lines, a failed unit, a worker that dies, and the params rule."""
 from __future__ import annotations
 
 import _thread
+import json
 import os
 import sys
 import textwrap
@@ -229,7 +230,39 @@ def test_both_training_stages_train_ahead_in_one_set_of_workers_chain_by_chain(t
     assert [len(share) for share in call["shares"]] == [8, 7]  # chains dealt in turn: 5 and 4 of the 9
     assert sorted(sum(call["shares"], [])) == sorted(u.label for s in ("intermediate", "transfer")
                                                      for u in stage_units(config, s))
+    # a rerun that adds seed 1 to a run of seed 0: that seed's chains are shared between both workers
+    monkeypatch.setattr(study, "unit_status", lambda run_dir, unit: None if unit.seed == 0 else "new seed 1")
+    calls.clear()
+    study.train_ahead(load_params(ROOT / "params" / "smoke.yaml", [f"output_dir={tmp_path}"]), tmp_path, "p.yaml",
+                      ["intermediate", "transfer"])
+    assert sorted(len(share) for share in calls[0]["shares"]) == [2, 3]  # sst2 chain, then the none and pa chains
+    assert all(label.endswith("seed1") for share in calls[0]["shares"] for label in share)
+    calls.clear()
     # one process: the stage notebooks train their own units
     one = load_params(ROOT / "params" / "smoke.yaml", [f"output_dir={tmp_path}", "distributed.unit_processes=1"])
     assert study.train_ahead(one, tmp_path, "p.yaml", ["intermediate", "transfer"]) == {}
-    assert len(calls) == 1
+    assert not calls
+
+
+@pytest.mark.slow
+def test_a_run_whose_training_ahead_stops_has_the_notebooks_train_the_rest(tmp_path, shared_cache, monkeypatch):
+    """Training ahead is a head start: when it stops with an error, the training notebooks train
+    their units themselves (side by side, in the kernel's own workers) and the run completes."""
+    from conftest import minimal_params
+    from xnli_study import pipeline
+    from xnli_study.units import unit_status
+
+    params = minimal_params(ROOT / "params" / "smoke.yaml", tmp_path, shared_cache)
+    text = params.read_text().replace("unit_processes: 1", "unit_processes: 2")
+    params.write_text(text)
+
+    def broken(*args, **kwargs):
+        raise OSError("no process could be started")
+
+    monkeypatch.setattr(pipeline, "train_ahead", broken)
+    run_dir = pipeline.run_study(params, stages=["data", "intermediate"], progress=False)
+    config = load_params(run_dir / "params.yaml")
+    assert all(unit_status(run_dir, u) is None for u in stage_units(config, "intermediate"))
+    for unit in stage_units(config, "intermediate"):  # trained by the notebook's workers, named by unit
+        assert f"{sidebyside.STARTED} {unit.name}\n" in RunFolder(run_dir).unit("intermediate", unit.name, "launch_log").read_text()
+    assert "units_trained_ahead" not in json.loads(RunFolder(run_dir).manifest.read_text())["stages"]["intermediate"]

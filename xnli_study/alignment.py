@@ -216,7 +216,8 @@ def ridge_classifier(x: np.ndarray, y: np.ndarray, *, classes: int, alpha: float
     features standardised with the training mean and (population) standard deviation, targets
     coded +1 for the class and -1 for the others, ridge with an unpenalised intercept, the class
     of the highest score predicted (ties to the lower class). Solved in float64 with one linear
-    system, without the per-fit overhead (hundreds of small fits per alignment unit).
+    system, without the per-fit overhead (hundreds of small fits per alignment unit); scikit-learn
+    solves float32 input in float32, so a prediction at a near-tie can differ from its.
 
     Args:
         x: ``(n, d)`` training vectors.

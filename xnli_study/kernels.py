@@ -39,6 +39,7 @@ class WarmKernel:
         self._km = None
         self._error: str | None = None
         self._closed = False
+        self._lock = threading.Lock()  # between the starting thread handing its kernel over and close()
 
     def start(self, code: str | None = None) -> None:
         """Begin starting a kernel in the background that runs ``code`` (default: the one given
@@ -75,10 +76,12 @@ class WarmKernel:
             self._error = f"{type(err).__name__}: {err}"
             shutdown(km)
             return
-        if self._closed:  # the run ended, or gave up waiting, while this kernel started
+        with self._lock:
+            keep = not self._closed
+            if keep:
+                self._km = km
+        if not keep:  # the run ended, or gave up waiting, while this kernel started
             shutdown(km)
-        else:
-            self._km = km
 
     def take(self):
         """The warmed kernel's manager (for papermill's ``km``), or None when there is none or its
@@ -99,11 +102,11 @@ class WarmKernel:
 
     def close(self) -> None:
         """Shut down a kernel that no notebook took; one still starting shuts itself down."""
-        self._closed = True
-        if self._thread is not None and self._thread.is_alive():
-            return
-        self._thread = None
-        km, self._km = self._km, None
+        with self._lock:
+            self._closed = True
+            km, self._km = self._km, None
+        if self._thread is not None and not self._thread.is_alive():
+            self._thread = None
         shutdown(km)
 
 
@@ -126,9 +129,10 @@ class KernelsAhead:
         warm = self._warm.pop(key, None)
         if warm is None:
             return None
-        km = warm.take()
-        warm.close()  # one still starting after the wait shuts itself down
-        return km
+        try:
+            return warm.take()
+        finally:
+            warm.close()  # one still starting after the wait (or an interrupted wait) shuts itself down
 
     def close(self) -> None:
         """Shut down every kernel no notebook took."""
@@ -212,8 +216,12 @@ def shutdown_later(km) -> None:
     def run() -> None:
         try:
             run_async(_shutdown(km, now=False))
-        except Exception as err:  # noqa: BLE001 - a kernel that is gone already
-            log.debug("kernel shutdown: %s", err)
+        except Exception as err:  # noqa: BLE001 - a kernel that is gone already, or one to kill
+            log.debug("graceful kernel shutdown: %s", err)
+            try:
+                run_async(_shutdown(km, now=True))
+            except Exception as again:  # noqa: BLE001 - gone
+                log.debug("kernel shutdown: %s", again)
 
     thread = threading.Thread(target=run, daemon=True)
     _closing[id(km)] = (km, thread)

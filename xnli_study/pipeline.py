@@ -34,7 +34,7 @@ from .render import build_report
 from .runfolder import RUN_FOLDER_VERSION, UNIT_FILES, RunFolder
 from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, execute_notebook, get_stage, now, set_args,
                      stage_complete, stage_status, write_record)
-from .study import TRAINING_STAGES, UnitsRun, run_units, train_ahead, unit_work
+from .study import TRAINING_STAGES, UnitsRun, one_line, run_units, train_ahead, unit_work
 from .units import UNIT_STAGES, describe, shard_of, stage_units, unit_status
 
 log = logging.getLogger("xnli_study")
@@ -326,7 +326,12 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
                     for after in STAGES[index + 1:]:
                         if after.notebook and after.name in selected:
                             warm.start(after.name, warm_up_code(config, after))
-                    trained = train_ahead(config, folder.root, folder.params, ahead)
+                    try:
+                        trained = train_ahead(config, folder.root, folder.params, ahead)
+                    except Exception as err:  # noqa: BLE001 - only a head start: the notebooks train what is left
+                        log.warning("training the units of %s ahead stopped (%s); the stage notebooks train what "
+                                    "is left", ", ".join(ahead), one_line(err))
+                        trained = {}
                     if trained:
                         entry["units_trained_ahead"] = trained
                         write_json(folder.manifest, manifest)

@@ -88,6 +88,7 @@ def run_side_by_side(*, params_path: str | Path, run_dir: str | Path, stage: str
     problems: list[BaseException] = []
     # the workers' fault points (xnli_study.faults) stop the whole run, as in one process
     env = {**os.environ, THREADS: str(threads_each(processes)), FAULT_GROUP: str(os.getpgrp())}
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")  # each worker has its share of the cores already
 
     def follow(proc: subprocess.Popen, mine: list[str]) -> None:
         current, sinks, open_, error = mine[0], {}, set(mine), None

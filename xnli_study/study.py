@@ -244,7 +244,8 @@ def train_ahead(config, run_dir: Path, params_path: str | Path, stages: list[str
     for both stages instead of once per stage. The progress lines are the stages' own. The stage
     notebooks then find these units complete and put their stages together; a unit that failed
     here (or builds on one that did) is left to its notebook, which runs it again and reports it.
-    Returns the names of the units that ran, by stage (nothing when units do not run side by side).
+    Returns the names of the units it set out to train, by stage (nothing when units do not run
+    side by side).
     """
     folder = RunFolder(run_dir)
     todo = {stage: [u for u in stage_units(config, stage) if unit_status(run_dir, u) is not None]
@@ -252,7 +253,11 @@ def train_ahead(config, run_dir: Path, params_path: str | Path, stages: list[str
     if not any(side_by_side(config, stage, units) for stage, units in todo.items()):
         return {}
     processes = config.distributed.unit_processes
-    chain_of = {chain: i for i, chain in enumerate(chains(config))}
+    # the chains with a unit to train, in the study's order, dealt in turn: a rerun that adds a seed
+    # shares that seed's chains between the workers too
+    order = [chain for chain in chains(config)
+             if any((u.condition, u.seed) == chain for units in todo.values() for u in units)]
+    chain_of = {chain: i for i, chain in enumerate(order)}
     shares: list[list[str]] = [[] for _ in range(processes)]
     by_label: dict[str, Unit] = {}
     for units in todo.values():  # stage by stage: a worker's MNLI unit comes after its intermediate one
@@ -677,7 +682,7 @@ def run_listed_units(config, run_dir: Path, stage: str | None, names: list[str],
         chosen.update({(where, u.name): u for u in units_named(config, where, listed)})
     inputs: dict[str, dict] = {}
     failed: set[str] = set()
-    for name, where, unit_name in requests:
+    for position, (name, where, unit_name) in enumerate(requests):
         unit = chosen[(where, unit_name)]
         broken = [label for label in unit.upstream if label in failed]
         if broken:
@@ -694,8 +699,10 @@ def run_listed_units(config, run_dir: Path, stage: str | None, names: list[str],
             traceback.print_exc()
             failed.add(unit.label)
             report(name, one_line(err))
-            continue
-        report(name, None)
+        else:
+            report(name, None)
+        if all(r[1] != where for r in requests[position + 1:]):
+            inputs.pop(where, None)  # that stage's last unit here: its data need not stay in memory
 
 
 def alignment_changes(table: pd.DataFrame) -> pd.DataFrame:
