@@ -6,6 +6,7 @@ from __future__ import annotations
 import _thread
 import json
 import os
+import signal
 import sys
 import textwrap
 import threading
@@ -156,14 +157,20 @@ def test_an_interrupted_stage_stops_its_workers_and_fails_no_unit(tmp_path, monk
         time.sleep(60)
     """)
     events = []
-    threading.Timer(2.0, _thread.interrupt_main).start()  # Ctrl-C while both workers train
-    started = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        sidebyside.run_side_by_side(
-            params_path="p.yaml", run_dir=tmp_path, stage="transfer", names=["a", "b"], processes=2,
-            log_of=lambda name: tmp_path / name / "launch.log",
-            on_start=lambda name: events.append(("start", name)),
-            on_finish=lambda name, reason: events.append(("finish", name, reason)))
+    # Ctrl-C while both workers train (raised as Python does by default, also where pytest itself
+    # was started with SIGINT ignored, as a background job is)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(2.0, _thread.interrupt_main).start()
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            sidebyside.run_side_by_side(
+                params_path="p.yaml", run_dir=tmp_path, stage="transfer", names=["a", "b"], processes=2,
+                log_of=lambda name: tmp_path / name / "launch.log",
+                on_start=lambda name: events.append(("start", name)),
+                on_finish=lambda name, reason: events.append(("finish", name, reason)))
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert time.monotonic() - started < 30
     assert sorted(events) == [("start", "a"), ("start", "b")]  # stopped, not failed
     for name in ("a", "b"):

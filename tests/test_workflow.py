@@ -28,7 +28,7 @@ from xnli_study.stages import StageRun, read_record, stage_fingerprint, stage_st
 NOTEBOOKS = ROOT / "notebooks"
 # the sst2 unit trains for several seconds, long enough for progress lines within its training
 OVERRIDES = ["xnli.max_items=40", "training.report_to=[tensorboard]", "tasks.sst2.max_examples=600",
-             "training.intermediate.epochs=4"]
+             "training.intermediate.epochs=12"]
 
 
 # ---- overrides --------------------------------------------------------------------------------
