@@ -34,7 +34,7 @@ from .render import build_report
 from .runfolder import RUN_FOLDER_VERSION, UNIT_FILES, RunFolder
 from .stages import (STAGE_BY_NAME, STAGES, Stage, at_run_dir, execute_notebook, get_stage, now, set_args,
                      stage_complete, stage_status, write_record)
-from .study import TRAINING_STAGES, UnitsRun, one_line, run_units, train_ahead, unit_work
+from .study import TRAINING_STAGES, UnitsRun, one_line, run_units, train_ahead, unit_work, units_side_by_side
 from .units import UNIT_STAGES, describe, shard_of, stage_units, unit_status
 
 log = logging.getLogger("xnli_study")
@@ -258,7 +258,7 @@ def warm_up_code(config, stage: Stage) -> str:
     kernel (the alignment stage; a training stage whose units run in the kernel, neither side by
     side nor launched; the data stage when it pretrains the tiny P), since elsewhere those seconds
     only slow the processes that do the work."""
-    training_here = (stage.name in TRAINING_STAGES and config.distributed.unit_processes == 1
+    training_here = (stage.name in TRAINING_STAGES and not units_side_by_side(config)
                      and not config.distributed.launched)
     pretraining_here = stage.name == "data" and config.encoder.name == "tiny" and not tiny_folder(config).is_dir()
     if stage.name == "alignment" or training_here or pretraining_here:
@@ -266,14 +266,20 @@ def warm_up_code(config, stage: Stage) -> str:
     return WARM_UP
 
 
+def _why_it_runs(config, folder: RunFolder, stage: Stage) -> str | None:
+    """Why ``stage`` must run in ``folder`` (incomplete for these params, or its executed notebook
+    missing); None when it is complete."""
+    why = stage_status(folder.root, stage.name, config)
+    if why is None and stage.notebook and not folder.executed(stage.notebook).exists():
+        why = f"output missing: {folder.relative(folder.executed(stage.notebook))}"
+    return why
+
+
 def _first_to_run(config, folder: RunFolder, selected: list[str], force: bool) -> Stage | None:
     """The first selected stage with a notebook that will run (incomplete, or forced)."""
     for stage in STAGES:
-        if stage.name in selected and stage.notebook:
-            if force or stage_status(folder.root, stage.name, config) is not None:
-                return stage
-            if not folder.executed(stage.notebook).exists():
-                return stage
+        if stage.name in selected and stage.notebook and (force or _why_it_runs(config, folder, stage)):
+            return stage
     return None
 
 
@@ -285,10 +291,7 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
     for index, stage in enumerate(STAGES):
         if stage.name not in selected:
             continue
-        why = stage_status(folder.root, stage.name, config)
-        if why is None and stage.notebook and not folder.executed(stage.notebook).exists():
-            why = f"output missing: {folder.relative(folder.executed(stage.notebook))}"
-        why = why or rerun_rest
+        why = _why_it_runs(config, folder, stage) or rerun_rest
         if why is None:
             log.info("stage %s: complete, skipped (use --force to run it again)", stage.name)
             manifest["stages"].setdefault(stage.name, {})["status"] = "done"
@@ -312,8 +315,7 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
                 later = [s for s in STAGES[index + 1:] if s.notebook and s.name in selected]
                 if stage.notebook and later:
                     warm.start(later[0].name, warm_up_code(config, later[0]))  # the next notebook's kernel starts now
-                if (stage.name in TRAINING_STAGES and not trained_ahead and config.distributed.unit_processes > 1
-                        and not config.distributed.launched):
+                if stage.name in TRAINING_STAGES and not trained_ahead and units_side_by_side(config):
                     # every training stage from here on runs: their units train side by side in one
                     # set of workers, chain by chain; the notebooks then put the stages together
                     ahead = [s.name for s in STAGES[index:] if s.name in TRAINING_STAGES and s.name in selected]
@@ -323,9 +325,8 @@ def _stage_loop(config, folder: RunFolder, manifest: dict, *, selected: list[str
                         say_units(folder, config, next_stage, force=force)
                     # while both cores train, the later notebooks' kernels start too: none of them then
                     # starts beside a notebook that computes (torch's threads slow down on a busy core)
-                    for after in STAGES[index + 1:]:
-                        if after.notebook and after.name in selected:
-                            warm.start(after.name, warm_up_code(config, after))
+                    for after in later:
+                        warm.start(after.name, warm_up_code(config, after))
                     try:
                         trained = train_ahead(config, folder.root, folder.params, ahead)
                     except Exception as err:  # noqa: BLE001 - only a head start: the notebooks train what is left

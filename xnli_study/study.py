@@ -227,12 +227,17 @@ def one_line(err: BaseException) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())
 
 
+def units_side_by_side(config) -> bool:
+    """Whether the training units run in worker processes side by side: ``distributed.unit_processes``
+    above 1 and no data-parallel launch."""
+    return config.distributed.unit_processes > 1 and not config.distributed.launched
+
+
 def side_by_side(config, stage: str, todo: list[Unit]) -> bool:
     """Whether ``todo`` runs in worker processes side by side (:mod:`xnli_study.sidebyside`): a
-    training stage with ``distributed.unit_processes`` above 1 (even for one unit left to run, so
-    that every unit of the stage trains with the same thread count) and no data-parallel launch."""
-    return (stage in TRAINING_STAGES and config.distributed.unit_processes > 1 and len(todo) > 0
-            and not config.distributed.launched)
+    training stage with :func:`units_side_by_side` (even for one unit left to run, so that every
+    unit of the stage trains with the same thread count)."""
+    return stage in TRAINING_STAGES and units_side_by_side(config) and len(todo) > 0
 
 
 def train_ahead(config, run_dir: Path, params_path: str | Path, stages: list[str]) -> dict[str, list[str]]:
